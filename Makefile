@@ -1,0 +1,53 @@
+# splatbench: two commands for a fresh machine.
+#   make demo   set up .venv and run the whole pipeline on the built-in scene (CPU)
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU machines pin torch to the local CPU wheel; a GPU box overrides this (see README).
+CONSTRAINTS ?= requirements/cpu-constraints.txt
+EXTRAS ?= dev
+PYTEST_ARGS ?=
+
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test test-fast lint format params clean-data help
+
+help:
+	@echo "make demo   - set up .venv and run the pipeline on the built-in scene (dvc repro)"
+	@echo "make test   - set up .venv and run all tests"
+	@echo "make lint   - ruff"
+	@echo "make params - compose conf/ into params.yaml"
+
+$(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+params: setup
+	$(BIN)/python scripts/compose_params.py
+
+clean-data:
+	rm -rf data metrics

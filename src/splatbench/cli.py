@@ -1,0 +1,177 @@
+"""The `splatbench` command line.
+
+Heavy libraries (pycolmap, torch) are imported inside the commands that need them, so
+`splatbench --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from splatbench import __version__
+from splatbench.cli_support import report_error
+from splatbench.errors import SplatbenchError
+
+app = typer.Typer(
+    name="splatbench",
+    help="Reproducible benchmark harness for 3D Gaussian Splatting, built on DVC pipelines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(err: SplatbenchError) -> None:
+    if os.environ.get("SPLATBENCH_DEBUG"):
+        raise err
+    report_error(err)
+    raise typer.Exit(code=2)
+
+
+@app.command("make-scene")
+def make_scene(
+    out: Annotated[Path, typer.Argument(help="Zip archive to write, e.g. data/sources/blocks.zip")],
+    name: Annotated[str, typer.Option(help="Scene name.")] = "blocks",
+    views: Annotated[int, typer.Option(help="Number of camera views.")] = 24,
+    width: Annotated[int, typer.Option(help="Image width in pixels.")] = 320,
+    height: Annotated[int, typer.Option(help="Image height in pixels.")] = 240,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, byte-identical archive.")] = 0,
+) -> None:
+    """Render the built-in synthetic scene (known cameras) into a source archive.
+
+    The zip holds images/, ground_truth.json and LICENSE.txt; ingest it like a downloaded
+    scene: `splatbench ingest file://OUT --scene NAME --dataset synthetic`.
+    """
+    from splatbench.scene.synthetic import SyntheticSceneConfig, write_scene_archive
+
+    try:
+        cfg = SyntheticSceneConfig(
+            name=name, num_views=views, width=width, height=height, seed=seed
+        )
+        path = write_scene_archive(cfg, out)
+    except SplatbenchError as err:
+        _fail(err)
+    except ValueError as err:
+        _fail(SplatbenchError(str(err), fix="see `splatbench make-scene --help`"))
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {views} views)")
+
+
+@app.command("ingest")
+def ingest(
+    source: Annotated[
+        str, typer.Argument(help="Source URL: a local path, file://..., or synthetic://NAME?...")
+    ],
+    scene: Annotated[str, typer.Option(help="Scene name.")],
+    dataset: Annotated[str, typer.Option(help="Dataset the scene belongs to.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Scene directory [default: data/scenes/SCENE].")
+    ] = None,
+    image_dir: Annotated[str, typer.Option(help="Image folder inside the payload.")] = "images",
+    license_url: Annotated[str | None, typer.Option(help="License URL to record.")] = None,
+) -> None:
+    """Fetch a scene, extract it safely, verify its images and write its manifest.
+
+    Re-running with the same source is a no-op.
+    """
+    from splatbench.ingest.pipeline import ingest_scene
+
+    scene_dir = out or Path("data/scenes") / scene
+    try:
+        result = ingest_scene(
+            source,
+            scene_dir,
+            scene=scene,
+            dataset=dataset,
+            image_dir=image_dir,
+            license_url=license_url,
+            progress=sys.stderr.isatty(),
+        )
+    except SplatbenchError as err:
+        _fail(err)
+    state = "unchanged (same source)" if result.skipped else "ingested"
+    typer.echo(f"{scene_dir}: {state}, {len(result.manifest['files'])} files")
+
+
+@app.command("sfm")
+def sfm(
+    scene_dir: Annotated[Path, typer.Argument(help="Ingested scene (has images/, manifest.json).")],
+    out: Annotated[Path, typer.Argument(help="Output directory (sparse/0, images/, split.json).")],
+    params: Annotated[
+        Path | None, typer.Option(help="Read the sfm section from this params.yaml.")
+    ] = None,
+    downscale: Annotated[int, typer.Option(help="Downscale undistorted images by this.")] = 1,
+    matcher: Annotated[
+        str | None, typer.Option(help="auto | exhaustive | sequential | vocab_tree")
+    ] = None,
+    metrics: Annotated[
+        Path | None, typer.Option(help="Write the SfM metrics JSON here (default: print).")
+    ] = None,
+) -> None:
+    """Reconstruct a scene with pycolmap: features, matching, mapping, undistortion, split."""
+    from splatbench.fsutil import atomic_write_json
+    from splatbench.params import load_params, section
+    from splatbench.scene.split import SplitConfig
+    from splatbench.sfm.config import ResolutionConfig, SfmConfig
+    from splatbench.sfm.pipeline import run_sfm
+
+    try:
+        sfm_params = section(load_params(params), "sfm") if params else {}
+        if matcher:
+            sfm_params["matcher"] = matcher
+        result = run_sfm(
+            scene_dir,
+            out,
+            SfmConfig.from_dict(sfm_params),
+            SplitConfig(),
+            ResolutionConfig(downscale=downscale),
+            progress=sys.stderr.isatty(),
+        )
+    except SplatbenchError as err:
+        _fail(err)
+    if metrics:
+        atomic_write_json(metrics, result)
+        typer.echo(f"wrote {metrics}")
+    else:
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+
+
+@app.command("info")
+def info() -> None:
+    """Versions of splatbench and its key dependencies, and the compute devices seen."""
+    rows = {"splatbench": __version__, "python": platform.python_version()}
+    for dist in ("torch", "pycolmap", "dvc", "hydra-core", "gsplat"):
+        try:
+            rows[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            rows[dist] = "not installed"
+    try:
+        import torch
+
+        rows["cuda"] = (
+            f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+            if torch.cuda.is_available()
+            else "not available (CPU only)"
+        )
+        rows["cpu_threads"] = str(torch.get_num_threads())
+    except ImportError:
+        rows["cuda"] = "unknown (torch not installed)"
+    width = max(map(len, rows))
+    for key, value in rows.items():
+        typer.echo(f"{key:<{width}}  {value}")
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()

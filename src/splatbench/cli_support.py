@@ -1,0 +1,33 @@
+"""How entrypoints (the CLI and the DVC stages) report user errors: one clear message, no trace."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.markup import escape
+
+from splatbench.errors import SplatbenchError
+
+_stderr = Console(stderr=True, highlight=False)
+
+
+def report_error(err: SplatbenchError) -> None:
+    """Print a user error as ``error: <what>`` plus ``fix: <how>``."""
+    _stderr.print(f"[bold red]error:[/] {escape(err.message)}", markup=True, soft_wrap=True)
+    if err.fix:
+        _stderr.print(f"[bold]fix:[/] {escape(err.fix)}", markup=True, soft_wrap=True)
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's ``main``; user errors exit 2 with their message (a traceback with
+    ``SPLATBENCH_DEBUG=1``), anything else propagates with its traceback."""
+    try:
+        main()
+    except SplatbenchError as err:
+        if os.environ.get("SPLATBENCH_DEBUG"):
+            raise
+        report_error(err)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Scenes: camera conventions, the built-in synthetic scene, train/test splits."""

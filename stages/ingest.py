@@ -1,0 +1,46 @@
+"""DVC stage `ingest`: bring one benchmark scene from its source into data/scenes/<scene>/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from splatbench.benchmark import scene_spec
+from splatbench.cli_support import run_stage
+from splatbench.fsutil import atomic_write_json
+from splatbench.ingest.pipeline import ingest_scene
+from splatbench.params import load_params, section
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scene", required=True)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+
+    spec = scene_spec(section(load_params(args.params), "benchmark"), args.scene)
+    result = ingest_scene(
+        spec.source,
+        Path("data/scenes") / spec.name,
+        scene=spec.name,
+        dataset=spec.dataset,
+        image_dir=spec.image_dir,
+        progress=sys.stderr.isatty(),
+    )
+    files = result.manifest["files"]
+    atomic_write_json(
+        Path("metrics") / spec.name / "ingest.json",
+        {
+            "scene": spec.name,
+            "dataset": spec.dataset,
+            "files": len(files),
+            "images": sum(1 for f in files if "width" in f),
+            "bytes": sum(int(f["size"]) for f in files),
+            "seconds": round(result.seconds, 3),
+        },
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,41 @@
+"""DVC stage `sfm`: pycolmap reconstruction of one scene into data/sfm/<scene>/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from splatbench.benchmark import scene_spec
+from splatbench.cli_support import run_stage
+from splatbench.fsutil import atomic_write_json
+from splatbench.params import load_params, section
+from splatbench.scene.split import SplitConfig
+from splatbench.sfm.config import ResolutionConfig, SfmConfig
+from splatbench.sfm.pipeline import run_sfm
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scene", required=True)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    spec = scene_spec(section(params, "benchmark"), args.scene)
+    metrics = run_sfm(
+        Path("data/scenes") / spec.name,
+        Path("data/sfm") / spec.name,
+        SfmConfig.from_dict(section(params, "sfm")),
+        SplitConfig.from_dict(spec.split),
+        ResolutionConfig(downscale=spec.downscale),
+        progress=sys.stderr.isatty(),
+    )
+    atomic_write_json(
+        Path("metrics") / spec.name / "sfm.json",
+        {"scene": spec.name, "dataset": spec.dataset, **metrics},
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

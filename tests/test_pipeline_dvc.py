@@ -1,0 +1,128 @@
+"""The real pipeline under real DVC: `dvc repro` in a temporary copy of the project.
+
+Covers: the matrix stages run and produce their outputs; a second `dvc repro` runs nothing;
+`dvc exp run -S strategy...` re-composes params.yaml through Hydra without re-running SfM; an
+SfM parameter invalidates SfM but not ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+SMALL_SOURCE = "synthetic://blocks?views=12&width=240&height=180&seed=0"
+PROJECT_FILES = ["dvc.yaml", ".dvcignore", "conf", "stages", "src", "scripts", "pyproject.toml"]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    # Stages run `python ...`: it must be this interpreter (the project's venv).
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def _dvc(*args: str, cwd: Path) -> str:
+    proc = _run([str(Path(sys.executable).parent / "dvc"), *args], cwd)
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
+    dst = tmp_path_factory.mktemp("project")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in PROJECT_FILES:
+        src = repo_root / name
+        if src.is_dir():
+            shutil.copytree(src, dst / name, ignore=ignore)
+        else:
+            shutil.copy2(src, dst / name)
+    (dst / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy2(repo_root / ".dvc" / name, dst / ".dvc" / name)
+    # A smaller scene keeps the test quick; conf/ is edited (not params.yaml) so that
+    # `dvc exp run` re-composing conf/ keeps it.
+    bench = dst / "conf" / "benchmark" / "synthetic.yaml"
+    text = bench.read_text()
+    default_source = "synthetic://blocks?views=24&width=320&height=240&seed=0"
+    assert default_source in text
+    bench.write_text(text.replace(default_source, SMALL_SOURCE))
+    _run([sys.executable, "scripts/compose_params.py"], dst)
+    _run(["git", "init", "-q", "-b", "main"], dst)
+    _run(["git", "add", "-A"], dst)
+    _run(["git", "commit", "-qm", "project copy"], dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def first_repro(project: Path) -> str:
+    return _dvc("repro", cwd=project)
+
+
+def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
+    assert "Running stage 'ingest@blocks'" in first_repro
+    assert "Running stage 'sfm@blocks'" in first_repro
+
+    scene = project / "data" / "scenes" / "blocks"
+    manifest = json.loads((scene / "manifest.json").read_text())
+    images = [f for f in manifest["files"] if f["path"].startswith("images/")]
+    assert len(images) == 12
+    assert (scene / "ground_truth.json").is_file()
+
+    sfm_dir = project / "data" / "sfm" / "blocks"
+    model = sfm_dir / "sparse" / "0"
+    assert {p.name for p in model.iterdir()} >= {"cameras.bin", "images.bin", "points3D.bin"}
+    assert len(list((sfm_dir / "images").iterdir())) == 12
+    split = json.loads((sfm_dir / "split.json").read_text())
+    assert len(split["test"]) == 2 and len(split["train"]) == 10
+
+    metrics = json.loads((project / "metrics" / "blocks" / "sfm.json").read_text())
+    assert metrics["registered_images"] == metrics["total_images"] == 12
+    assert metrics["mean_reprojection_error_px"] < 1.0
+    assert metrics["pose_accuracy"]["rotation_error_deg"]["max"] < 1.0
+    ingest = json.loads((project / "metrics" / "blocks" / "ingest.json").read_text())
+    assert ingest["images"] == 12
+
+
+def test_second_repro_runs_nothing(project: Path, first_repro: str) -> None:
+    out = _dvc("repro", cwd=project)
+    assert "Running stage" not in out, out
+    assert "up to date" in _dvc("status", cwd=project)
+
+
+def test_strategy_sweep_does_not_rerun_sfm(project: Path, first_repro: str) -> None:
+    out = _dvc("exp", "run", "-S", "strategy.grow_grad2d=1e-4", cwd=project)
+    assert "Running stage 'sfm@blocks'" not in out, out
+    assert "Running stage 'ingest@blocks'" not in out, out
+    # DVC composed conf/ with the override through Hydra into params.yaml.
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["strategy"]["grow_grad2d"] == pytest.approx(1e-4)
+    assert params["benchmark"]["scene_settings"]["blocks"]["source"] == SMALL_SOURCE
+
+
+def test_sfm_param_invalidates_only_sfm(project: Path, first_repro: str) -> None:
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+    try:
+        params = yaml.safe_load(original)
+        params["sfm"]["max_num_features"] = 4096
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        status = _dvc("status", cwd=project)
+        assert "sfm@blocks" in status
+        assert "ingest@blocks" not in status
+    finally:
+        params_file.write_text(original)
