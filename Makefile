@@ -24,6 +24,9 @@ $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
+	# lpips ships the LPIPS linear-layer weights; --no-deps keeps its torchvision requirement
+	# out (torchvision does not import with CPU torch and breaks `import torchmetrics`).
+	$(BIN)/python -m pip install --quiet --no-deps lpips==0.1.4
 	touch $@
 
 setup: $(BIN)/.installed

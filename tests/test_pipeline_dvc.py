@@ -19,7 +19,7 @@ import yaml
 
 pytestmark = pytest.mark.integration
 
-SMALL_SOURCE = "synthetic://blocks?views=12&width=240&height=180&seed=0"
+SMALL_SOURCE = "synthetic://blocks?views=24&width=240&height=180&seed=0"
 PROJECT_FILES = ["dvc.yaml", ".dvcignore", "conf", "stages", "src", "scripts", "pyproject.toml"]
 
 
@@ -80,22 +80,22 @@ def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
     scene = project / "data" / "scenes" / "blocks"
     manifest = json.loads((scene / "manifest.json").read_text())
     images = [f for f in manifest["files"] if f["path"].startswith("images/")]
-    assert len(images) == 12
+    assert len(images) == 24
     assert (scene / "ground_truth.json").is_file()
 
     sfm_dir = project / "data" / "sfm" / "blocks"
     model = sfm_dir / "sparse" / "0"
     assert {p.name for p in model.iterdir()} >= {"cameras.bin", "images.bin", "points3D.bin"}
-    assert len(list((sfm_dir / "images").iterdir())) == 12
+    assert len(list((sfm_dir / "images").iterdir())) == 24
     split = json.loads((sfm_dir / "split.json").read_text())
-    assert len(split["test"]) == 2 and len(split["train"]) == 10
+    assert len(split["test"]) == 3 and len(split["train"]) == 21
 
     metrics = json.loads((project / "metrics" / "blocks" / "sfm.json").read_text())
-    assert metrics["registered_images"] == metrics["total_images"] == 12
+    assert metrics["registered_images"] == metrics["total_images"] == 24
     assert metrics["mean_reprojection_error_px"] < 1.0
     assert metrics["pose_accuracy"]["rotation_error_deg"]["max"] < 1.0
     ingest = json.loads((project / "metrics" / "blocks" / "ingest.json").read_text())
-    assert ingest["images"] == 12
+    assert ingest["images"] == 24
 
 
 def test_second_repro_runs_nothing(project: Path, first_repro: str) -> None:
