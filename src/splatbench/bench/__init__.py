@@ -1,0 +1,1 @@
+"""Performance benchmarks (`splatbench bench ...`): figures printed, never asserted in tests."""
