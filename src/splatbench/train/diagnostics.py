@@ -1,0 +1,126 @@
+"""Densification diagnostics: what every refine step did, a summary, and plain warnings.
+
+A production run once reached a high training PSNR early, its 2D gradients stayed below
+``grow_grad2d``, nothing was ever cloned or split, and nobody noticed until the models were
+bad. :func:`summarize` turns the per-step records into warnings a report can show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from splatbench.train.config import DefaultStrategyConfig, MCMCStrategyConfig, StrategyConfig
+
+DIAGNOSTICS_SCHEMA_VERSION = 1
+
+
+def summarize(
+    events: list[dict[str, Any]],
+    strategy: StrategyConfig,
+    *,
+    steps_run: int,
+    num_initial: int,
+    num_final: int,
+    stopped_early: bool = False,
+    max_gaussians: int | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Summary figures and warnings for a run's refine events.
+
+    Args:
+        events: ``RefineEvent.to_dict()`` rows in step order.
+        steps_run: optimizer steps actually run (early stop may end before the refine window).
+        stopped_early: the early-stop rule ended the run before ``train.max_steps``.
+        max_gaussians: the run's Gaussian budget (``train.max_gaussians``); growth that stops
+            because the budget is reached is not reported as a stall.
+    """
+    refines = [e for e in events if e["kind"] in ("refine", "mcmc")]
+    resets = [e for e in events if e["kind"] == "reset"]
+    grown = [e for e in refines if e["duplicated"] + e["split"] + e["added"] > 0]
+    summary: dict[str, Any] = {
+        "strategy": strategy.name,
+        "refine_steps": len(refines),
+        "duplicated": sum(e["duplicated"] for e in refines),
+        "split": sum(e["split"] for e in refines),
+        "pruned": sum(e["pruned"] for e in refines),
+        "relocated": sum(e["relocated"] for e in refines),
+        "added": sum(e["added"] for e in refines),
+        "resets": len(resets),
+        "reset_steps": [e["step"] for e in resets],
+        "num_gaussians_initial": int(num_initial),
+        "num_gaussians_final": int(num_final),
+        "first_growth_step": grown[0]["step"] if grown else None,
+        "last_growth_step": grown[-1]["step"] if grown else None,
+        "densification_fired": bool(grown),
+        "max_gaussians": max_gaussians,
+        "budget_reached": bool(
+            max_gaussians is not None and any(e["n_after"] >= max_gaussians for e in refines)
+        ),
+    }
+    warnings: list[str] = []
+    start, stop = strategy.refine_start_iter, strategy.refine_stop_iter
+
+    if not refines:
+        if steps_run <= start + strategy.refine_every:
+            warnings.append(
+                f"densification never ran: training ended after {steps_run} steps, before the "
+                f"first refine step (strategy.refine_start_iter={start}, refine_every="
+                f"{strategy.refine_every}); lower refine_start_iter or train longer (check the "
+                f"early stop did not end the run early)"
+            )
+        else:
+            warnings.append(
+                f"densification never ran in {steps_run} steps; check strategy.refine_every, "
+                f"refine_start_iter={start} and refine_stop_iter={stop}"
+            )
+    elif not grown:
+        if isinstance(strategy, DefaultStrategyConfig):
+            max_grad = max((e["grad_max"] or 0.0) for e in refines)
+            max_high = max(e["grad_high"] for e in refines)
+            warnings.append(
+                f"densification never fired: in {len(refines)} refine steps no Gaussian was "
+                f"cloned or split (largest mean 2D gradient {max_grad:.3g}, threshold "
+                f"strategy.grow_grad2d={strategy.grow_grad2d:g}, at most {max_high} above it); "
+                f"lower strategy.grow_grad2d (e.g. 1e-5) or subsample the initial cloud "
+                f"(train.init.num_points)"
+            )
+        elif isinstance(strategy, MCMCStrategyConfig):
+            warnings.append(
+                f"MCMC never added Gaussians: {num_initial} initial Gaussians already reach "
+                f"strategy.cap_max={strategy.cap_max}; raise cap_max or subsample the initial "
+                f"cloud (train.init.num_points)"
+            )
+    else:
+        # Stalled: growth stopped in the first half of the refine steps that actually ran.
+        half = refines[len(refines) // 2]["step"]
+        last = summary["last_growth_step"]
+        peak = max(e["n_after"] for e in refines)
+        capped = (isinstance(strategy, MCMCStrategyConfig) and num_final >= strategy.cap_max) or (
+            max_gaussians is not None and peak >= 0.95 * max_gaussians
+        )
+        if len(refines) >= 8 and last < half and not capped:
+            warnings.append(
+                f"densification stalled: the last clone/split was at step {last}, with "
+                f"{len(refines)} refine steps up to step {refines[-1]['step']}; growth stopped "
+                f"early (consider a lower strategy.grow_grad2d)"
+            )
+    if stopped_early and steps_run < stop:
+        warnings.append(
+            f"early stop ended training at step {steps_run}, inside the densification window "
+            f"(strategy.refine_stop_iter={stop}); the model did not finish densifying"
+        )
+    summary["warnings"] = list(warnings)
+    return summary, warnings
+
+
+def diagnostics_document(
+    events: list[dict[str, Any]], summary: dict[str, Any], strategy: StrategyConfig
+) -> dict[str, Any]:
+    """The content of ``diagnostics.json``."""
+    from splatbench.train.config import config_dict
+
+    return {
+        "schema_version": DIAGNOSTICS_SCHEMA_VERSION,
+        "strategy": config_dict(strategy),
+        "summary": summary,
+        "events": events,
+    }

@@ -1,0 +1,50 @@
+"""Densification summary and warnings, from synthetic refine records."""
+
+from __future__ import annotations
+
+from splatbench.train import DefaultStrategyConfig, MCMCStrategyConfig
+from splatbench.train.diagnostics import summarize
+from splatbench.train.strategies import RefineEvent
+
+
+def _refine(step: int, grown: int = 0, n: int = 100, grad_max: float = 1e-5) -> dict:
+    return RefineEvent(step=step, kind="refine", n_before=n, n_after=n + grown, split=grown,
+                       grad_max=grad_max, grad_high=0).to_dict()  # fmt: skip
+
+
+def test_summary_counts_and_no_warning_for_healthy_run():
+    events = [_refine(s, grown=10) for s in range(600, 1500, 100)]
+    events.append(RefineEvent(step=3000, kind="reset", n_before=1, n_after=1, reset=5).to_dict())
+    summary, warnings = summarize(events, DefaultStrategyConfig(), steps_run=30_000,
+                                  num_initial=100, num_final=190)  # fmt: skip
+    assert summary["split"] == 90 and summary["refine_steps"] == 9
+    assert summary["reset_steps"] == [3000] and summary["densification_fired"]
+    assert warnings == []
+
+
+def test_never_fired_names_threshold_and_gradient():
+    events = [_refine(s, grad_max=3.2e-5) for s in range(600, 1500, 100)]
+    _, warnings = summarize(events, DefaultStrategyConfig(grow_grad2d=2e-4), steps_run=1500,
+                            num_initial=100, num_final=100)  # fmt: skip
+    (w,) = warnings
+    assert "never fired" in w and "3.2e-05" in w and "grow_grad2d=0.0002" in w
+
+
+def test_stalled_growth_is_reported():
+    events = [_refine(600, grown=50), _refine(700, grown=5)]
+    events += [_refine(s) for s in range(800, 2000, 100)]
+    _, warnings = summarize(events, DefaultStrategyConfig(), steps_run=30_000,
+                            num_initial=100, num_final=155)  # fmt: skip
+    assert any("stalled" in w and "step 700" in w for w in warnings)
+
+
+def test_early_stop_inside_refine_window_and_mcmc_cap():
+    events = [_refine(s, grown=1) for s in range(600, 1000, 100)]
+    _, warnings = summarize(events, DefaultStrategyConfig(), steps_run=1000, num_initial=100,
+                            num_final=104, stopped_early=True)  # fmt: skip
+    assert any("inside the densification window" in w for w in warnings)
+    mcmc = [RefineEvent(step=s, kind="mcmc", n_before=50, n_after=50).to_dict()
+            for s in range(600, 1000, 100)]  # fmt: skip
+    _, warnings = summarize(mcmc, MCMCStrategyConfig(cap_max=50), steps_run=30_000,
+                            num_initial=50, num_final=50)  # fmt: skip
+    assert any("cap_max=50" in w for w in warnings)
