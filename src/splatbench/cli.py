@@ -64,42 +64,6 @@ def make_scene(
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {views} views)")
 
 
-@app.command("ingest")
-def ingest(
-    source: Annotated[
-        str, typer.Argument(help="Source URL: a local path, file://..., or synthetic://NAME?...")
-    ],
-    scene: Annotated[str, typer.Option(help="Scene name.")],
-    dataset: Annotated[str, typer.Option(help="Dataset the scene belongs to.")],
-    out: Annotated[
-        Path | None, typer.Option(help="Scene directory [default: data/scenes/SCENE].")
-    ] = None,
-    image_dir: Annotated[str, typer.Option(help="Image folder inside the payload.")] = "images",
-    license_url: Annotated[str | None, typer.Option(help="License URL to record.")] = None,
-) -> None:
-    """Fetch a scene, extract it safely, verify its images and write its manifest.
-
-    Re-running with the same source is a no-op.
-    """
-    from splatbench.ingest.pipeline import ingest_scene
-
-    scene_dir = out or Path("data/scenes") / scene
-    try:
-        result = ingest_scene(
-            source,
-            scene_dir,
-            scene=scene,
-            dataset=dataset,
-            image_dir=image_dir,
-            license_url=license_url,
-            progress=sys.stderr.isatty(),
-        )
-    except SplatbenchError as err:
-        _fail(err)
-    state = "unchanged (same source)" if result.skipped else "ingested"
-    typer.echo(f"{scene_dir}: {state}, {len(result.manifest['files'])} files")
-
-
 @app.command("sfm")
 def sfm(
     scene_dir: Annotated[Path, typer.Argument(help="Ingested scene (has images/, manifest.json).")],
@@ -141,6 +105,52 @@ def sfm(
         typer.echo(f"wrote {metrics}")
     else:
         typer.echo(json.dumps(result, indent=2, sort_keys=True))
+
+
+def _register_commands() -> None:
+    # Commands defined beside their library; their heavy imports happen inside them.
+    from splatbench.ingest.job_cli import ingest_command
+    from splatbench.report.diff_cli import diff_command
+
+    app.command("ingest")(ingest_command)
+    app.command("diff")(diff_command)
+
+
+_register_commands()
+
+bench_app = typer.Typer(
+    help="Performance benchmarks: print figures (speed, memory) for the targets in the README.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("render")
+def bench_render(
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    iters: Annotated[int, typer.Option(help="Timed iterations per workload.")] = 10,
+    skip_reference: Annotated[
+        bool, typer.Option(help="Skip the slow pure-torch reference workload.")
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+) -> None:
+    """Forward+backward it/s and peak memory of the CPU rasterizer at fixed workloads.
+
+    20k Gaussians at 160x120 (target >= 8 it/s on 2 cores) and 200k at 640x480 (target: runs
+    within 4 GiB), plus the pure-torch reference for comparison.
+    """
+    from splatbench.bench.render import DEFAULT_WORKLOADS, format_table, run_render_bench
+    from splatbench.fsutil import atomic_write_json
+
+    workloads = tuple(
+        w for w in DEFAULT_WORKLOADS if not (skip_reference and w.backend == "torch_reference")
+    )
+    report = run_render_bench(workloads, threads=threads, iters=iters)
+    typer.echo(format_table(report))
+    if json_out:
+        atomic_write_json(json_out, report)
 
 
 @app.command("info")

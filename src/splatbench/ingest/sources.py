@@ -32,7 +32,7 @@ _SECRET_QUERY_KEY = re.compile(
 _REDACTED = "REDACTED"
 
 # Schemes that later issues will implement; named in errors so users know they are planned.
-_PLANNED_SCHEMES = ("s3", "http", "https")
+_PLANNED_SCHEMES: tuple[str, ...] = ()
 
 
 def redact_uri(uri: str) -> str:
@@ -317,3 +317,21 @@ def resolve_source(uri: str) -> Source:
 
 register_source("file", LocalSource)
 register_source("synthetic", SyntheticSource)
+
+
+def _s3_source(uri: str) -> Source:
+    # Imported on use: boto3 is only needed by scenes that actually come from S3.
+    from splatbench.ingest.s3_source import S3Source
+
+    return S3Source(uri)
+
+
+def _http_source(uri: str) -> Source:
+    from splatbench.ingest.http_source import HttpSource
+
+    return HttpSource(uri)
+
+
+register_source("s3", _s3_source)
+register_source("http", _http_source)
+register_source("https", _http_source)

@@ -1,0 +1,270 @@
+"""Job specifications for running ``splatbench ingest`` in AWS: Batch (default) or SageMaker.
+
+The specs are rendered from :class:`IngestJobSpec` into the exact request bodies of
+``batch.RegisterJobDefinition`` and ``sagemaker.CreateProcessingJob``, written as JSON under
+``containers/jobs/`` and validated against botocore's bundled service models (no network).
+Validation catches what AWS would reject at submit time, e.g. a processing input without
+``S3InputMode``, one of the failures seen in production.
+
+Regenerate the checked-in files with ``python -m splatbench.cloud.jobs containers/jobs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from splatbench.errors import ConfigError
+from splatbench.fsutil import atomic_write_json
+
+BATCH_FILENAME = "batch-job-definition.json"
+SAGEMAKER_FILENAME = "sagemaker-processing-job.json"
+# The images' WORKDIR is /opt/splatbench (containers/Dockerfile*); absolute so that SageMaker,
+# which overrides the entrypoint, finds the script regardless of the working directory.
+ENTRYPOINT = "/opt/splatbench/containers/entrypoint.sh"
+# Exit code of the CLI for user errors (bad arguments, manifest conflict, verification
+# failure): retrying cannot help, so Batch must not retry them.
+USER_ERROR_EXIT_CODE = 2
+
+
+@dataclass(frozen=True)
+class IngestJobSpec:
+    """Everything the two job specs are rendered from.
+
+    Defaults are the issue's sizing: 2 vCPU, 8 GiB, 50 GiB scratch, 2 retries, 1 h per
+    attempt; SageMaker ml.m5.large with a 50 GiB volume and 1 h maximum runtime.
+    """
+
+    name: str = "splatbench-ingest"
+    image: str = "000000000000.dkr.ecr.us-east-1.amazonaws.com/splatbench:cpu"
+    job_role_arn: str = "arn:aws:iam::000000000000:role/splatbench-ingest-job"
+    execution_role_arn: str = "arn:aws:iam::000000000000:role/splatbench-ingest-execution"
+    bucket: str = "splatbench-benchmark-data"
+    prefix: str = "splatbench"
+    region: str = "us-east-1"
+    vcpu: float = 2
+    memory_mib: int = 8192
+    storage_gib: int = 50
+    retries: int = 2
+    attempt_timeout_s: int = 3600
+    output_dir: str = "/tmp/splatbench-ingest"
+    log_group: str = "/aws/batch/job"
+    sagemaker_instance_type: str = "ml.m5.large"
+    sagemaker_volume_gib: int = 50
+    sagemaker_max_runtime_s: int = 3600
+    # SageMaker: an optional S3 prefix staged into the container (File mode) as the source.
+    sagemaker_source_s3_uri: str | None = "s3://splatbench-benchmark-data/staging/example/"
+    tags: dict[str, str] = field(default_factory=lambda: {"project": "splatbench"})
+
+    def check(self) -> None:
+        """Refuse values AWS would reject later (ranges from the Batch/Fargate docs)."""
+        problems = []
+        if not 21 <= self.storage_gib <= 200:
+            problems.append(f"storage_gib={self.storage_gib} (Fargate allows 21..200)")
+        if not 0 <= self.retries <= 9:
+            problems.append(f"retries={self.retries} (Batch allows 1..10 attempts)")
+        if self.attempt_timeout_s < 60:
+            problems.append(f"attempt_timeout_s={self.attempt_timeout_s} (minimum 60)")
+        if problems:
+            raise ConfigError(
+                "invalid ingest job spec: " + "; ".join(problems), fix="adjust IngestJobSpec"
+            )
+
+
+def _job_args(output_dir: str) -> list[str]:
+    # Dataset, scene and source come from Batch job parameters (Ref::...) at submit time.
+    return [
+        "--dataset",
+        "Ref::dataset",
+        "--scene",
+        "Ref::scene",
+        "--source-url",
+        "Ref::source_url",
+        "--output-dir",
+        output_dir,
+        "--upload",
+    ]
+
+
+def batch_job_definition(spec: IngestJobSpec) -> dict[str, Any]:
+    """The ``RegisterJobDefinition`` request for a Fargate job (no compute hosts to manage)."""
+    spec.check()
+    return {
+        "jobDefinitionName": spec.name,
+        "type": "container",
+        "platformCapabilities": ["FARGATE"],
+        "parameters": {"dataset": "mipnerf360", "scene": "garden", "source_url": ""},
+        "containerProperties": {
+            "image": spec.image,
+            "command": ["splatbench", "ingest", *_job_args(spec.output_dir)],
+            "jobRoleArn": spec.job_role_arn,
+            "executionRoleArn": spec.execution_role_arn,
+            "resourceRequirements": [
+                {"type": "VCPU", "value": f"{spec.vcpu:g}"},
+                {"type": "MEMORY", "value": str(spec.memory_mib)},
+            ],
+            "ephemeralStorage": {"sizeInGiB": spec.storage_gib},
+            "environment": [
+                {"name": "BENCHMARK_BUCKET", "value": spec.bucket},
+                {"name": "BENCHMARK_PREFIX", "value": spec.prefix},
+                {"name": "AWS_REGION", "value": spec.region},
+            ],
+            "networkConfiguration": {"assignPublicIp": "ENABLED"},
+            "fargatePlatformConfiguration": {"platformVersion": "LATEST"},
+            "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": spec.log_group, "awslogs-stream-prefix": spec.name},
+            },
+        },
+        "retryStrategy": {
+            "attempts": spec.retries + 1,
+            # Order matters: the first matching rule wins.
+            "evaluateOnExit": [
+                {"onExitCode": str(USER_ERROR_EXIT_CODE), "action": "EXIT"},
+                {"onReason": "*", "action": "RETRY"},
+            ],
+        },
+        "timeout": {"attemptDurationSeconds": spec.attempt_timeout_s},
+        "propagateTags": True,
+        "tags": dict(spec.tags),
+    }
+
+
+def sagemaker_processing_job(
+    spec: IngestJobSpec, *, job_name: str = "splatbench-ingest-mipnerf360-garden"
+) -> dict[str, Any]:
+    """The ``CreateProcessingJob`` request: the same image and CLI as the Batch job."""
+    spec.check()
+    local_source = "/opt/ml/processing/input/source"
+    args = [
+        "--dataset",
+        "mipnerf360",
+        "--scene",
+        "garden",
+        "--output-dir",
+        "/opt/ml/processing/ingest",
+        "--upload",
+    ]
+    if spec.sagemaker_source_s3_uri:
+        args += ["--source-url", local_source]
+    request: dict[str, Any] = {
+        "ProcessingJobName": job_name,
+        "RoleArn": spec.job_role_arn,
+        "AppSpecification": {
+            "ImageUri": spec.image,
+            # An explicit, absolute entrypoint: a relative or non-executable one fails at
+            # start with exit code 127 (seen in production); tests check the script's mode.
+            "ContainerEntrypoint": [ENTRYPOINT, "splatbench", "ingest"],
+            "ContainerArguments": args,
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": spec.sagemaker_instance_type,
+                "VolumeSizeInGB": spec.sagemaker_volume_gib,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.sagemaker_max_runtime_s},
+        "Environment": {
+            "BENCHMARK_BUCKET": spec.bucket,
+            "BENCHMARK_PREFIX": spec.prefix,
+            "AWS_REGION": spec.region,
+        },
+        "NetworkConfig": {"EnableNetworkIsolation": False},
+        "Tags": [{"Key": k, "Value": v} for k, v in sorted(spec.tags.items())],
+    }
+    if spec.sagemaker_source_s3_uri:
+        request["ProcessingInputs"] = [
+            {
+                "InputName": "source",
+                "S3Input": {
+                    "S3Uri": spec.sagemaker_source_s3_uri,
+                    "LocalPath": local_source,
+                    "S3DataType": "S3Prefix",
+                    # Required by the API; its absence was a production failure.
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                },
+            }
+        ]
+    return request
+
+
+# Members this project requires on top of botocore's model, by shape name. botocore's current
+# SageMaker model marks only S3Uri and S3DataType of a processing input as required, yet a
+# request without S3InputMode failed in production (SDK and Step Functions paths require it),
+# and without LocalPath the job cannot know where its input lands. Stricter than AWS on purpose.
+STRICT_REQUIRED: dict[str, tuple[str, ...]] = {
+    "ProcessingS3Input": ("S3InputMode", "LocalPath", "S3DataDistributionType"),
+    "ProcessingS3Output": ("S3UploadMode", "LocalPath"),
+    "AppSpecification": ("ContainerEntrypoint",),
+}
+
+
+def validate_request(service: str, operation: str, params: dict[str, Any]) -> None:
+    """Validate ``params`` against botocore's model of ``service.operation``, plus
+    :data:`STRICT_REQUIRED`.
+
+    Raises:
+        ConfigError: listing every problem (missing required fields, wrong types, unknown keys).
+    """
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model(service)
+    shape = model.operation_model(operation).input_shape
+    report = ParamValidator().validate(params, shape)
+    problems = [report.generate_report()] if report.has_errors() else []
+    problems += _strict_problems(params, shape, "input")
+    if problems:
+        raise ConfigError(
+            f"{service}.{operation} request is invalid:\n" + "\n".join(problems),
+            fix="fix the job spec in splatbench.cloud.jobs and regenerate containers/jobs/",
+        )
+
+
+def _strict_problems(value: Any, shape: Any, path: str) -> list[str]:
+    """Walk ``value`` along ``shape`` and report members missing per :data:`STRICT_REQUIRED`."""
+    problems: list[str] = []
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for name in STRICT_REQUIRED.get(shape.name, ()):
+            if name not in value:
+                problems.append(
+                    f"Missing required parameter in {path}: {name!r} "
+                    f"(required by splatbench for {shape.name})"
+                )
+        for name, member in shape.members.items():
+            if name in value:
+                problems += _strict_problems(value[name], member, f"{path}.{name}")
+    elif shape.type_name == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            problems += _strict_problems(item, shape.member, f"{path}[{i}]")
+    return problems
+
+
+def render_job_specs(out_dir: Path, spec: IngestJobSpec | None = None) -> list[Path]:
+    """Validate and write both request bodies as JSON into ``out_dir``."""
+    spec = spec or IngestJobSpec()
+    batch = batch_job_definition(spec)
+    sagemaker = sagemaker_processing_job(spec)
+    validate_request("batch", "RegisterJobDefinition", batch)
+    validate_request("sagemaker", "CreateProcessingJob", sagemaker)
+    paths = [Path(out_dir) / BATCH_FILENAME, Path(out_dir) / SAGEMAKER_FILENAME]
+    for path, body in zip(paths, (batch, sagemaker), strict=True):
+        atomic_write_json(path, body)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Render the ingest job specs as JSON.")
+    parser.add_argument("out_dir", type=Path, nargs="?", default=Path("containers/jobs"))
+    args = parser.parse_args(argv)
+    for path in render_job_specs(args.out_dir):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
