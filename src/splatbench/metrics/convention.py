@@ -117,7 +117,7 @@ CONVENTION_KEYS: tuple[str, ...] = (
     "lpips_weights_dir",
 )
 #: Keys of the ``eval`` section that belong to other consumers and are accepted here unread.
-OTHER_EVAL_KEYS: tuple[str, ...] = ("comparison_images",)
+OTHER_EVAL_KEYS: tuple[str, ...] = ("comparison_images", "render_backend", "error_map_max")
 
 _ALLOWED = {
     "ssim_border": SSIM_BORDERS,

@@ -1,0 +1,64 @@
+"""DVC stage `evaluate`: metrics of one scene's models on its test views.
+
+Reads data/sfm/<scene>/ and data/splats/<scene>/point_cloud.ply (and, with --compressed, the
+decoded compressed model); writes metrics/<scene>/eval.json and comparison images under
+data/eval/<scene>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from splatbench.benchmark import scene_spec
+from splatbench.cli_support import run_stage
+from splatbench.evaluate import ModelInput, eval_config_from_params, evaluate_scene
+from splatbench.fsutil import atomic_write_json
+from splatbench.params import load_params, section
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scene", required=True)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument(
+        "--compressed",
+        type=Path,
+        default=None,
+        help="decoded PLY of the compressed model (its directory's other files are its "
+        "storage); omit when the pipeline has no compress stage",
+    )
+    parser.add_argument(
+        "--compressed-dir",
+        type=Path,
+        default=None,
+        help="directory of the compressed files whose total size is the compressed model's "
+        "storage [default: the directory of --compressed]",
+    )
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    spec = scene_spec(section(params, "benchmark"), args.scene)
+    cfg, convention = eval_config_from_params(
+        section(params, "eval"),
+        params.get("train") if isinstance(params.get("train"), dict) else None,
+    )
+    models = [ModelInput("trained", Path("data/splats") / spec.name / "point_cloud.ply")]
+    if args.compressed is not None:
+        storage = args.compressed_dir or args.compressed.parent
+        models.append(ModelInput("compressed", args.compressed, storage_dir=storage))
+    doc = evaluate_scene(
+        Path("data/sfm") / spec.name,
+        models,
+        cfg,
+        convention,
+        comparisons_dir=Path("data/eval") / spec.name,
+    )
+    atomic_write_json(
+        Path("metrics") / spec.name / "eval.json",
+        {"scene": spec.name, "dataset": spec.dataset, **doc},
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
