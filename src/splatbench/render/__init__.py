@@ -1,7 +1,8 @@
 """Rendering backends behind one interface: ``rasterize`` (gsplat.rasterization semantics).
 
-Backends: ``torch`` (CPU, C++ tile rasterizer with a hand-written backward, built on first
-use), ``torch_reference`` (dense pure-PyTorch oracle), ``gsplat`` (CUDA), ``auto``.
+Backends: ``torch`` (CPU: fused C++ projection and SH kernels and a C++ tile rasterizer, all
+with hand-written backwards, built on first use), ``torch_reference`` (dense pure-PyTorch
+oracle), ``gsplat`` (CUDA), ``auto``.
 """
 
 from __future__ import annotations

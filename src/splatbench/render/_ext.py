@@ -1,4 +1,8 @@
-"""Build-on-first-use loader for the C++ rasterizer (``csrc/rasterize.cpp``).
+"""Build-on-first-use loader for the C++ extension (``csrc/rasterize.cpp`` + ``csrc/geometry.cpp``).
+
+One extension holds the tile rasterizer and the fused projection / SH kernels; its two
+translation units compile in parallel under ninja (``geometry.cpp`` includes only ATen headers,
+which keeps its share of the first-use build short).
 
 The extension is compiled with :func:`torch.utils.cpp_extension.load` into torch's extension
 cache (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``); torch rebuilds it when
@@ -16,7 +20,11 @@ from types import ModuleType
 
 from splatbench.render.errors import RenderBackendError
 
-SOURCE = Path(__file__).resolve().parent / "csrc" / "rasterize.cpp"
+CSRC = Path(__file__).resolve().parent / "csrc"
+SOURCE = CSRC / "rasterize.cpp"  # holds the module definition
+SOURCES = (SOURCE, CSRC / "geometry.cpp")
+# torch's rebuild check hashes the sources only; the header is hashed in through the flags.
+HEADERS = (CSRC / "geometry.h",)
 EXTENSION_NAME = "splatbench_rasterize_cpu"
 # -O3 only: no -march=native, so a cache shared between machines never holds an illegal opcode.
 CFLAGS = ["-O3", "-std=c++17", "-fno-math-errno"]
@@ -53,7 +61,7 @@ def _diagnose(exc: BaseException) -> RenderBackendError:
         )
     tail = "\n".join(text.strip().splitlines()[-25:])
     return RenderBackendError(
-        f"cannot build the CPU rasterizer {SOURCE.name} with compiler {compiler!r}; "
+        f"cannot build the CPU rasterizer ({_source_names()}) with compiler {compiler!r}; "
         f"the build reported:\n{tail}",
         fix=(
             "check that the compiler supports C++17 and matches torch's ABI; the build files are "
@@ -63,11 +71,23 @@ def _diagnose(exc: BaseException) -> RenderBackendError:
     )
 
 
+def _source_names() -> str:
+    return ", ".join(p.name for p in SOURCES)
+
+
 def _safe_cache_dir() -> str:
     try:
         return str(extension_cache_dir())
     except Exception:  # the error message must not fail itself
         return "$TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions"
+
+
+def _headers_tag() -> str:
+    """A no-op define carrying the headers' hash, so editing a header triggers a rebuild."""
+    import hashlib
+
+    digest = hashlib.sha1(b"".join(h.read_bytes() for h in HEADERS)).hexdigest()[:12]
+    return f"-DSPLATBENCH_HEADERS_{digest}"
 
 
 def load_extension(verbose: bool = False) -> ModuleType:
@@ -86,8 +106,8 @@ def load_extension(verbose: bool = False) -> ModuleType:
             try:
                 _module = cpp_extension.load(
                     name=EXTENSION_NAME,
-                    sources=[str(SOURCE)],
-                    extra_cflags=CFLAGS,
+                    sources=[str(s) for s in SOURCES],
+                    extra_cflags=[*CFLAGS, _headers_tag()],
                     verbose=verbose,
                 )
             except (RuntimeError, OSError, ImportError) as exc:

@@ -16,8 +16,14 @@ from torch import Tensor
 
 from splatbench.render import reference
 from splatbench.render.errors import RenderBackendError
+from splatbench.render.fused import (
+    can_fuse_projection,
+    can_fuse_sh,
+    fused_projection,
+    fused_sh_colors,
+)
 from splatbench.render.gsplat_backend import gsplat_unavailable_reason, rasterize_gsplat
-from splatbench.render.projection import camera_centres, fully_fused_projection
+from splatbench.render.projection import Projection, camera_centres, fully_fused_projection
 from splatbench.render.sh import MAX_SH_DEGREE, num_sh_bases, sh_to_rgb
 
 Backend = Literal["torch", "torch_reference", "gsplat", "auto"]
@@ -105,6 +111,40 @@ def gaussian_colors(
     return sh_to_rgb(sh_degree, dirs, coeffs)
 
 
+def _project_and_shade(
+    name: str,
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    sh_degree: int | None,
+    **planes: float,
+) -> tuple[Projection, Tensor]:
+    """Projection and per camera RGB [C, N, 3] for the CPU backends.
+
+    ``torch`` uses the fused C++ kernels where they apply (float32, SH degree <= 3, no gradient
+    for Ks); ``torch_reference`` and the remaining cases use the PyTorch implementation.
+    """
+    if name == "torch" and can_fuse_projection(means, quats, scales, opacities, viewmats, Ks=Ks):
+        proj = fused_projection(means, quats, scales, opacities, viewmats, Ks, width, height,
+                                **planes)  # fmt: skip
+    else:
+        proj = fully_fused_projection(
+            means, quats, scales, opacities, viewmats, Ks, width, height, **planes
+        )
+    if name == "torch" and can_fuse_sh(sh_degree, means, colors, viewmats):
+        assert sh_degree is not None
+        rgb = fused_sh_colors(sh_degree, means, colors, viewmats)
+    else:
+        rgb = gaussian_colors(means, colors, viewmats, sh_degree)
+    return proj, rgb
+
+
 def rasterize(
     means: Tensor,
     quats: Tensor,
@@ -137,8 +177,9 @@ def rasterize(
         eps2d: screen-space low-pass added to the 2D covariance diagonal.
         backgrounds: [C, 3] added as ``T_final * bg``, or None.
         absgrad: also accumulate |d loss / d means2d| into ``info["means2d"].absgrad``.
-        backend: "torch" (C++ tiles), "torch_reference" (dense autograd oracle), "gsplat"
-            (CUDA) or "auto" (gsplat when CUDA and gsplat are available, else torch).
+        backend: "torch" (fused C++ projection/SH + C++ tiles), "torch_reference" (dense
+            autograd oracle), "gsplat" (CUDA) or "auto" (gsplat when CUDA and gsplat are
+            available, else torch).
         tile_size: tile edge in pixels.
 
     Returns:
@@ -173,11 +214,10 @@ def rasterize(
     if name == "torch_reference" and absgrad:
         raise ValueError("absgrad needs backend 'torch' or 'gsplat' (autograd cannot sum |grad|)")
 
-    proj = fully_fused_projection(
-        means, quats, scales, opacities, viewmats, Ks, width, height,
+    proj, rgb = _project_and_shade(
+        name, means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
         eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
     )  # fmt: skip
-    rgb = gaussian_colors(means, colors, viewmats, sh_degree)  # [C, N, 3]
     n_cams, n = viewmats.shape[0], means.shape[0]
     opac = opacities[None, :].expand(n_cams, n)  # [C, N]
     tile_width = math.ceil(width / tile_size)

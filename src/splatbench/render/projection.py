@@ -6,7 +6,10 @@ field of view, the screen-space low-pass ``eps2d`` added to the 2D covariance, n
 off-screen culling, and gsplat's CUDA radius rule: per-axis, opacity-aware
 (``extend = min(3.33, sqrt(2 ln(255 opacity)))``, culled when opacity < 1/255).
 
-Autograd provides the backward; every function is a small map over tensors.
+Autograd provides the backward; every function is a small map over tensors. This is the
+reference (and the ``torch_reference`` backend's path, and the fallback when Ks needs a gradient
+or inputs are not float32); the ``torch`` backend runs the same maths as one fused C++ kernel
+each way (:mod:`splatbench.render.fused`, ``csrc/geometry.cpp``).
 """
 
 from __future__ import annotations

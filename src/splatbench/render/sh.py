@@ -4,6 +4,9 @@ The basis is the one gsplat and the original 3DGS use (Sloan, "Efficient Spheric
 Evaluation", JCGT 2013), with the same sign choices, so SH coefficients trained with either
 backend decode to the same colours. Colours are ``max(SH(dir) + 0.5, 0)`` where ``dir`` is the
 normalised vector from the camera centre to the Gaussian mean.
+
+The ``torch`` backend evaluates degrees 0-3 with a fused C++ kernel
+(:mod:`splatbench.render.fused`); this module is its reference and the degree-4 path.
 """
 
 from __future__ import annotations

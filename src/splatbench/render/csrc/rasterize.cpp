@@ -1,6 +1,7 @@
 // Tile-based CPU rasterizer for 3D Gaussian Splatting (splatbench).
 //
-// Three entry points, mirroring gsplat's split of the work:
+// Three rasterizer entry points (the module also binds geometry.cpp's fused projection and SH
+// kernels), mirroring gsplat's split of the work:
 //   isect_tiles     bin projected Gaussians into tiles, each tile's list sorted front to back
 //   rasterize_fwd   composite every tile front to back (alpha blending, early stop)
 //   rasterize_bwd   walk each pixel's list back to front and accumulate the gradients
@@ -15,6 +16,8 @@
 // counter because their costs differ by orders of magnitude.
 
 #include <torch/extension.h>
+
+#include "geometry.h"
 
 #include <ATen/Parallel.h>
 
@@ -557,8 +560,17 @@ void bwd_impl(const float *means2d, const float *conics, const float *colors,
         }
     });
 
-    // Sum the per-thread buffers (outputs are zero-initialised).
+    // Sum the per-thread buffers. The outputs come uninitialised: each range is zeroed here,
+    // in the same parallel pass, rather than by separate fill kernels.
     at::parallel_for(0, G, 8192, [&](int64_t begin, int64_t end) {
+        const auto zero = [&](float *p, int64_t width) {
+            std::fill(p + width * begin, p + width * end, 0.f);
+        };
+        zero(v_means2d, 2);
+        if (absgrad) zero(v_means2d_abs, 2);
+        zero(v_conics, 3);
+        zero(v_opacities, 1);
+        zero(v_colors, D);
         for (const GradBuffers &gb : bufs) {
             if (gb.xy.empty()) continue;
             for (int64_t g = begin; g < end; ++g) {
@@ -642,12 +654,12 @@ std::vector<torch::Tensor> rasterize_bwd(const torch::Tensor &means2d, const tor
     const bool has_bg = backgrounds.numel() > 0;
     TORCH_CHECK(tile_size >= 1 && tile_size <= 64,
                 "tile_size must be in 1..64, got ", tile_size);
-    auto v_means2d = torch::zeros({I, N, 2}, torch::kFloat32);
-    auto v_means2d_abs = absgrad ? torch::zeros({I, N, 2}, torch::kFloat32)
-                                 : torch::empty({0}, torch::kFloat32);
-    auto v_conics = torch::zeros({I, N, 3}, torch::kFloat32);
-    auto v_colors = torch::zeros({I, N, D}, torch::kFloat32);
-    auto v_opacities = torch::zeros({I, N}, torch::kFloat32);
+    // Uninitialised: bwd_impl zeroes them in its final reduction pass.
+    auto v_means2d = torch::empty({I, N, 2}, torch::kFloat32);
+    auto v_means2d_abs = torch::empty({absgrad ? I : 0, N, 2}, torch::kFloat32);
+    auto v_conics = torch::empty({I, N, 3}, torch::kFloat32);
+    auto v_colors = torch::empty({I, N, D}, torch::kFloat32);
+    auto v_opacities = torch::empty({I, N}, torch::kFloat32);
 #define SPLAT_BWD(DIM)                                                                            \
     bwd_impl<DIM>(means2d.data_ptr<float>(), conics.data_ptr<float>(), colors.data_ptr<float>(), \
                   opacities.data_ptr<float>(), has_bg ? backgrounds.data_ptr<float>() : nullptr,  \
@@ -675,4 +687,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("isect_tiles", &isect_tiles, "bin Gaussians into depth-sorted tile lists");
     m.def("rasterize_fwd", &rasterize_fwd, "front-to-back tile compositing");
     m.def("rasterize_bwd", &rasterize_bwd, "back-to-front gradient of the compositing");
+    // Fused per-Gaussian kernels, compiled from geometry.cpp (see geometry.h).
+    m.def("project_fwd", &splatbench::project_fwd, "fused EWA projection, forward");
+    m.def("project_bwd", &splatbench::project_bwd, "fused EWA projection, backward");
+    m.def("sh_fwd", &splatbench::sh_fwd, "fused SH colours (degree 0..3), forward");
+    m.def("sh_bwd", &splatbench::sh_bwd, "fused SH colours (degree 0..3), backward");
 }
