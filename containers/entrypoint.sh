@@ -33,12 +33,18 @@ case "$cmd" in
     exec dvc exp run "$@"
     ;;
   train)
+    # SageMaker syncs /opt/ml/checkpoints to S3 and restores it when a spot job restarts, so
+    # an interrupted training resumes from its last checkpoint.
+    export SPLATBENCH_CHECKPOINT_DIR="${SPLATBENCH_CHECKPOINT_DIR:-/opt/ml/checkpoints}"
     dvc repro "$@"
     model_dir="${SM_MODEL_DIR:-/opt/ml/model}"
     mkdir -p "$model_dir"
-    cp -r metrics "$model_dir/" 2>/dev/null || true
-    [[ -d reports ]] && cp -r reports "$model_dir/"
-    [[ -d data/splats ]] && cp -r data/splats "$model_dir/"
+    for out in metrics reports data/splats data/compressed; do
+      if [[ -d "$out" ]]; then
+        mkdir -p "$model_dir/$(dirname "$out")"
+        cp -r "$out" "$model_dir/$out"
+      fi
+    done
     exit 0
     ;;
   splatbench)

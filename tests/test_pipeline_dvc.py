@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,17 @@ import yaml
 pytestmark = pytest.mark.integration
 
 SMALL_SOURCE = "synthetic://blocks?views=24&width=240&height=180&seed=0"
-PROJECT_FILES = ["dvc.yaml", ".dvcignore", "conf", "stages", "src", "scripts", "pyproject.toml"]
+TRAIN_STEPS = 150
+PROJECT_FILES = [
+    "dvc.yaml",
+    ".dvcignore",
+    "conf",
+    "stages",
+    "src",
+    "scripts",
+    "benchmarks",
+    "pyproject.toml",
+]
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -61,6 +72,10 @@ def project(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
     default_source = "synthetic://blocks?views=24&width=320&height=240&seed=0"
     assert default_source in text
     bench.write_text(text.replace(default_source, SMALL_SOURCE))
+    train = dst / "conf" / "train" / "synthetic.yaml"
+    train_text = train.read_text()
+    assert "\nmax_steps: " in train_text
+    train.write_text(re.sub(r"\nmax_steps: \d+", f"\nmax_steps: {TRAIN_STEPS}", train_text))
     _run([sys.executable, "scripts/compose_params.py"], dst)
     _run(["git", "init", "-q", "-b", "main"], dst)
     _run(["git", "add", "-A"], dst)
@@ -76,6 +91,9 @@ def first_repro(project: Path) -> str:
 def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
     assert "Running stage 'ingest@blocks'" in first_repro
     assert "Running stage 'sfm@blocks'" in first_repro
+    assert "Running stage 'train@blocks'" in first_repro
+    assert "Running stage 'evaluate@blocks'" in first_repro
+    assert "Running stage 'report'" in first_repro
 
     scene = project / "data" / "scenes" / "blocks"
     manifest = json.loads((scene / "manifest.json").read_text())
@@ -97,6 +115,24 @@ def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
     ingest = json.loads((project / "metrics" / "blocks" / "ingest.json").read_text())
     assert ingest["images"] == 24
 
+    train = json.loads((project / "metrics" / "blocks" / "train.json").read_text())
+    assert train["steps"] == TRAIN_STEPS and train["stop_reason"] == "max_steps"
+    assert train["train_views"] == 21
+    assert (project / "data" / "splats" / "blocks" / "point_cloud.ply").stat().st_size > 0
+    assert list((project / "dvclive" / "blocks" / "plots" / "metrics").rglob("*.tsv"))
+    # A finished run leaves no checkpoints behind.
+    assert not list((project / ".splatbench" / "checkpoints").rglob("*.pt"))
+
+    evaluation = json.loads((project / "metrics" / "blocks" / "eval.json").read_text())
+    trained = evaluation["models"]["trained"]
+    assert len(trained["per_image"]) == 3  # the test views only
+    assert trained["psnr"] > 10.0
+    assert evaluation["convention"]["ssim"]["border"] == "zero"
+    assert evaluation["lpips"]["available"] in (True, False)
+    summary = (project / "reports" / "summary.md").read_text()
+    assert "blocks" in summary
+    assert (project / "reports" / "index.html").is_file()
+
 
 def test_second_repro_runs_nothing(project: Path, first_repro: str) -> None:
     out = _dvc("repro", cwd=project)
@@ -104,8 +140,9 @@ def test_second_repro_runs_nothing(project: Path, first_repro: str) -> None:
     assert "up to date" in _dvc("status", cwd=project)
 
 
-def test_strategy_sweep_does_not_rerun_sfm(project: Path, first_repro: str) -> None:
+def test_strategy_sweep_reruns_training_only(project: Path, first_repro: str) -> None:
     out = _dvc("exp", "run", "-S", "strategy.grow_grad2d=1e-4", cwd=project)
+    assert "Running stage 'train@blocks'" in out, out
     assert "Running stage 'sfm@blocks'" not in out, out
     assert "Running stage 'ingest@blocks'" not in out, out
     # DVC composed conf/ with the override through Hydra into params.yaml.

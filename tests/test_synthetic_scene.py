@@ -78,8 +78,11 @@ def test_archive_is_byte_identical_and_complete(tmp_path: Path) -> None:
         names = [i.filename for i in infos]
         assert names == sorted(names)
         assert names == [
-            "LICENSE.txt", "ground_truth.json",
-            "images/view_000.png", "images/view_001.png", "images/view_002.png",
+            "LICENSE.txt",
+            "ground_truth.json",
+            "images/view_000.png",
+            "images/view_001.png",
+            "images/view_002.png",
         ]
         for info in infos:
             assert info.date_time == (1980, 1, 1, 0, 0, 0)
@@ -118,7 +121,7 @@ def test_pixel_centre_rays_reproject_to_pixel_centres() -> None:
         assert np.all(hits.surface >= 0)  # the drum closes the scene: no ray escapes
         X = origin + hits.t[:, None] * dirs.reshape(-1, 3)
         uv = _project(cam, X)
-        ii, jj = np.mgrid[0:cam.height, 0:cam.width]
+        ii, jj = np.mgrid[0 : cam.height, 0 : cam.width]
         expected = np.stack([jj.ravel() + 0.5, ii.ravel() + 0.5], axis=1)
         assert np.abs(uv - expected).max() < 1e-6
         # The rays hit real boxes: some pixel sees a box face.
@@ -157,7 +160,7 @@ def test_supersample_grid_averages_to_pixel_centres() -> None:
     _, dirs = camera_rays(cam, k)
     uv = _project(cam, cam.center + dirs.reshape(-1, 3)).reshape(cam.height * k, cam.width * k, 2)
     mean = uv.reshape(cam.height, k, cam.width, k, 2).mean(axis=(1, 3))
-    ii, jj = np.mgrid[0:cam.height, 0:cam.width]
+    ii, jj = np.mgrid[0 : cam.height, 0 : cam.width]
     assert np.allclose(mean[..., 0], jj + 0.5) and np.allclose(mean[..., 1], ii + 0.5)
 
 

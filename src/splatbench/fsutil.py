@@ -19,6 +19,16 @@ from typing import Any
 HASH_CHUNK_BYTES = 1 << 20
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files 0600; published outputs get the usual 0666 & ~umask instead.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def sha256_file(path: Path, chunk_bytes: int = HASH_CHUNK_BYTES) -> str:
     """Hex sha256 of a file, read in constant memory."""
     digest = hashlib.sha256()
@@ -38,6 +48,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -69,6 +80,7 @@ def staging_dir(final: Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".staging", dir=final.parent))
+    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700 directories
     try:
         yield stage
     except BaseException:

@@ -1,0 +1,66 @@
+"""DVC stage `train`: fit Gaussian splats to one scene's SfM output into data/splats/<scene>/."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from splatbench.cli_support import run_stage
+from splatbench.fsutil import atomic_write_json, sha256_file
+from splatbench.params import load_params
+from splatbench.train.config import configs_from_params
+from splatbench.train.scene import train_scene
+
+# SageMaker jobs set this to /opt/ml/checkpoints, which it syncs to S3 and restores on restart.
+CHECKPOINT_ROOT_ENV = "SPLATBENCH_CHECKPOINT_DIR"
+DEFAULT_CHECKPOINT_ROOT = Path(".splatbench/checkpoints")
+
+
+def checkpoint_dir_for(root: Path, scene: str, params: dict, sfm_dir: Path) -> Path:
+    """One checkpoint directory per (scene, training config, SfM model).
+
+    DVC deletes a stage's outputs before running it, so checkpoints live outside them; keying
+    the directory by what the run depends on means a resumed run only ever finds its own
+    checkpoints, while a sweep over other settings starts fresh instead of tripping over them.
+    """
+    key = {s: params.get(s) for s in ("train", "strategy", "early_stop")}
+    key["sfm_images_bin"] = sha256_file(sfm_dir / "sparse" / "0" / "images.bin")
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return root / scene / digest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scene", required=True)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    train_cfg, strategy_cfg, early_stop_cfg = configs_from_params(params)
+    sfm_dir = Path("data/sfm") / args.scene
+    root = Path(os.environ.get(CHECKPOINT_ROOT_ENV) or DEFAULT_CHECKPOINT_ROOT)
+    ckpt_dir = checkpoint_dir_for(root, args.scene, params, sfm_dir)
+    metrics = train_scene(
+        sfm_dir,
+        Path("data/splats") / args.scene,
+        train_cfg,
+        strategy_cfg,
+        early_stop_cfg,
+        checkpoint_dir=ckpt_dir,
+        live_dir=Path("dvclive") / args.scene,
+        progress=sys.stderr.isatty(),
+    )
+    atomic_write_json(Path("metrics") / args.scene / "train.json", {"scene": args.scene, **metrics})
+    for warning in metrics.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    # The run finished and its outputs are in place: its checkpoints are no longer needed.
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run_stage(main)
