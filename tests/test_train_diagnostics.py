@@ -48,3 +48,20 @@ def test_early_stop_inside_refine_window_and_mcmc_cap():
     _, warnings = summarize(mcmc, MCMCStrategyConfig(cap_max=50), steps_run=30_000,
                             num_initial=50, num_final=50)  # fmt: skip
     assert any("cap_max=50" in w for w in warnings)
+
+
+def test_growth_stopped_by_the_budget_is_not_a_stall():
+    # Growth fills the budget at step 700 (100 + 50 split = 150), prunes bring it to 140 after;
+    # later refine steps grow nothing because the budget is spent.
+    events = [_refine(600, grown=40), _refine(700, grown=10, n=140)]
+    events[-1]["n_after"] = 140  # 10 split, then 10 pruned
+    events[-1]["pruned"] = 10
+    events += [_refine(s, n=140) for s in range(800, 2000, 100)]
+    summary, warnings = summarize(events, DefaultStrategyConfig(), steps_run=30_000,
+                                  num_initial=100, num_final=140, max_gaussians=150)  # fmt: skip
+    assert summary["budget_reached"] and summary["max_gaussians"] == 150
+    assert not any("stalled" in w for w in warnings)
+    # Without a budget the same history is a stall.
+    _, warnings = summarize(events, DefaultStrategyConfig(), steps_run=30_000,
+                            num_initial=100, num_final=140)  # fmt: skip
+    assert any("stalled" in w for w in warnings)

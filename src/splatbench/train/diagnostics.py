@@ -52,8 +52,10 @@ def summarize(
         "last_growth_step": grown[-1]["step"] if grown else None,
         "densification_fired": bool(grown),
         "max_gaussians": max_gaussians,
+        # Growth reached the budget (prunes in the same refine step may then lower the count).
         "budget_reached": bool(
-            max_gaussians is not None and any(e["n_after"] >= max_gaussians for e in refines)
+            max_gaussians is not None
+            and any(e["n_before"] + e["duplicated"] + e["split"] >= max_gaussians for e in refines)
         ),
     }
     warnings: list[str] = []
@@ -93,9 +95,8 @@ def summarize(
         # Stalled: growth stopped in the first half of the refine steps that actually ran.
         half = refines[len(refines) // 2]["step"]
         last = summary["last_growth_step"]
-        peak = max(e["n_after"] for e in refines)
         capped = (isinstance(strategy, MCMCStrategyConfig) and num_final >= strategy.cap_max) or (
-            max_gaussians is not None and peak >= 0.95 * max_gaussians
+            summary["budget_reached"]
         )
         if len(refines) >= 8 and last < half and not capped:
             warnings.append(
