@@ -151,6 +151,20 @@ def test_strategy_sweep_reruns_training_only(project: Path, first_repro: str) ->
     assert params["benchmark"]["scene_settings"]["blocks"]["source"] == SMALL_SOURCE
 
 
+def test_compress_sweep_reruns_only_compress_evaluate_report(
+    project: Path, first_repro: str
+) -> None:
+    out = _dvc("exp", "run", "-S", "compress.shN_points_per_code=32", cwd=project)
+    for stage in ("compress@blocks", "evaluate@blocks", "report"):
+        assert f"Running stage '{stage}'" in out, out
+    for stage in ("ingest@blocks", "sfm@blocks", "train@blocks"):
+        assert f"Running stage '{stage}'" not in out, out
+    compress = json.loads((project / "metrics" / "blocks" / "compress.json").read_text())
+    assert compress["settings"]["shN_points_per_code"] == 32
+    evaluation = json.loads((project / "metrics" / "blocks" / "eval.json").read_text())
+    assert set(evaluation["models"]) == {"trained", "compressed"}
+
+
 def test_sfm_param_invalidates_only_sfm(project: Path, first_repro: str) -> None:
     params_file = project / "params.yaml"
     original = params_file.read_text()
