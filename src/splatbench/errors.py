@@ -6,6 +6,10 @@ it. The CLI prints ``str(err)`` without a traceback for these.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class SplatbenchError(Exception):
     """Base class for user-facing errors: a message plus an optional fix."""
@@ -38,3 +42,19 @@ class ManifestError(SplatbenchError):
 
 class SfmError(SplatbenchError):
     """Structure-from-motion failed or produced an unusable model."""
+
+
+def check_known_keys(section: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    """Raise :class:`ConfigError` for the first key of ``section`` not in ``allowed``.
+
+    The message names ``<where>.<key>``, the closest allowed key (a typo is the usual cause)
+    and every allowed key.
+    """
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"unknown key {where}.{key}{hint}; allowed keys: {', '.join(allowed)}",
+                fix=f"remove or rename {where}.{key}",
+            )

@@ -7,12 +7,11 @@ instead of a silently ignored setting.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from splatbench.errors import ConfigError
+from splatbench.errors import ConfigError, check_known_keys
 from splatbench.metrics import CONVENTION_KEYS, MetricConvention, convention_from_config
 
 #: Render backends the evaluate stage accepts (``splatbench.render.BACKENDS``).
@@ -75,15 +74,7 @@ def eval_config_from_params(
         ConfigError: an unknown ``eval`` key (with the closest known one), or a bad value.
     """
     eval_section = dict(eval_section or {})
-    known = (*CONVENTION_KEYS, *STAGE_KEYS)
-    for key in eval_section:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"unknown key eval.{key}{hint}; allowed keys: {', '.join(known)}",
-                fix=f"remove or rename eval.{key}",
-            )
+    check_known_keys(eval_section, (*CONVENTION_KEYS, *STAGE_KEYS), "eval")
     convention = convention_from_config({k: eval_section[k] for k in CONVENTION_KEYS
                                          if k in eval_section})  # fmt: skip
     background = tuple((train_section or {}).get("background") or (0.0, 0.0, 0.0))

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from splatbench.errors import ConfigError
+from splatbench.errors import ConfigError, check_known_keys
 from splatbench.metrics.perceptual import LPIPS_INPUT_RANGES, LPIPS_NETS, LPIPS_VERSION
 from splatbench.metrics.structural import K1, K2, SSIM_BORDERS, WINDOW_SIGMA, WINDOW_SIZE
 
@@ -197,15 +197,7 @@ def convention_from_config(config: Mapping[str, Any] | None) -> MetricConvention
             f"the eval section must be a mapping, got {type(config).__name__}",
             fix="write eval: as a mapping with preset: 3dgs|gsplat|nerfbaselines",
         )
-    known = (*CONVENTION_KEYS, *OTHER_EVAL_KEYS)
-    for key in config:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"unknown key eval.{key}{hint}; allowed keys: {', '.join(known)}",
-                fix=f"remove or rename eval.{key}",
-            )
+    check_known_keys(config, (*CONVENTION_KEYS, *OTHER_EVAL_KEYS), "eval")
 
     preset_name = config.get("preset")
     explicit = {k: config[k] for k in _ALLOWED if config.get(k) is not None}

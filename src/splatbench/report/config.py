@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from splatbench.errors import ConfigError
+from splatbench.errors import ConfigError, check_known_keys
 
 #: Pipeline stages whose metrics file the report reads, in pipeline order, with that file's stem.
 STAGE_FILES: dict[str, str] = {
@@ -135,17 +134,6 @@ _KEYS = ("curves_dir", "currency", "instance_prices", "stage_instances", "regres
 _RULE_KEYS = ("metric", "file", "worse", "abs", "rel")
 
 
-def _check_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key in d:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"unknown key {where}.{key}{hint}; allowed keys: {', '.join(allowed)}",
-                fix=f"remove or rename {where}.{key}",
-            )
-
-
 def report_config_from_dict(d: Mapping[str, Any] | None) -> ReportConfig:
     """Build from the ``report`` params section; missing keys take the defaults.
 
@@ -153,7 +141,7 @@ def report_config_from_dict(d: Mapping[str, Any] | None) -> ReportConfig:
         ConfigError: unknown keys (with the closest known one) or bad values.
     """
     d = dict(d or {})
-    _check_keys(d, _KEYS, "report")
+    check_known_keys(d, _KEYS, "report")
     kwargs: dict[str, Any] = {k: d[k] for k in ("curves_dir", "currency") if d.get(k) is not None}
     if d.get("instance_prices") is not None:
         kwargs["instance_prices"] = {str(k): v for k, v in dict(d["instance_prices"]).items()}
@@ -168,7 +156,7 @@ def report_config_from_dict(d: Mapping[str, Any] | None) -> ReportConfig:
                     fix="e.g. psnr: {metric: 'models.*.psnr', file: '*eval.json', "
                     "worse: lower, abs: 0.1}",
                 )
-            _check_keys(rule, _RULE_KEYS, f"report.regression.{name}")
+            check_known_keys(rule, _RULE_KEYS, f"report.regression.{name}")
             rules.append(RegressionRule(name=str(name), **dict(rule)))
         kwargs["regression"] = tuple(rules)
     return ReportConfig(**kwargs)
