@@ -261,3 +261,12 @@ def test_min_registered_images_above_total_fails(scene_dir: Path, tmp_path: Path
         run_sfm(scene_dir, out_dir, cfg, SplitConfig(), ResolutionConfig())
     assert not out_dir.exists()
     assert list(out_dir.parent.iterdir()) == []
+
+
+def test_mapping_is_single_threaded_when_deterministic() -> None:
+    pytest.importorskip("pycolmap")
+    from splatbench.sfm.colmap import _mapping_options
+
+    opts = _mapping_options(SfmConfig(num_threads=2))
+    assert opts.num_threads == 1
+    assert _mapping_options(SfmConfig(num_threads=2, deterministic_mapping=False)).num_threads == 2

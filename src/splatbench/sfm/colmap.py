@@ -264,19 +264,18 @@ def _mapping_options(cfg: SfmConfig) -> Any:
     # SHIM: the pipeline options were IncrementalMapperOptions before 3.10 (pycolmap 0.x names).
     cls = getattr(pycolmap, "IncrementalPipelineOptions", None) or pycolmap.IncrementalMapperOptions
     opts = cls()
+    threads = 1 if cfg.deterministic_mapping else cfg.num_threads
     # min_model_size defaults to 10 images, which would discard every model of a small scene;
     # the registration check after mapping is what enforces a minimum.
     _set_if_present(
         opts,
-        num_threads=cfg.num_threads,
+        num_threads=threads,
         random_seed=cfg.seed,  # 3.13+; older versions rely on set_random_seed only
         min_model_size=min(10, cfg.min_registered_images),
         multiple_models=True,
     )
     # Newer pycolmap also has per-component seeds/threads; older ones do not (skipped).
-    _set_if_present(
-        getattr(opts, "mapper", None), random_seed=cfg.seed, num_threads=cfg.num_threads
-    )
+    _set_if_present(getattr(opts, "mapper", None), random_seed=cfg.seed, num_threads=threads)
     _set_if_present(getattr(opts, "triangulation", None), random_seed=cfg.seed)
     return opts
 

@@ -244,6 +244,7 @@ def run_sfm(
         "camera_model": cfg.camera_model,
         "estimated_camera_models": camera_models,
         "num_threads": cfg.num_threads,
+        "mapping_threads": 1 if cfg.deterministic_mapping else cfg.num_threads,
         "seed": cfg.seed,
         "resolution": list(sizes[0]) if len(sizes) == 1 else [list(s) for s in sizes],
         "downscale": resolution.downscale,
