@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from splatbench.cli_support import run_stage
+from splatbench.cli_support import run_stage, stage_parser
 from splatbench.compress import compress_splats
 from splatbench.fsutil import atomic_write_json
 from splatbench.params import load_params, section
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scene", required=True)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(__doc__)
     args = parser.parse_args(argv)
 
     out = Path("data/compressed") / args.scene

@@ -7,20 +7,17 @@ data/eval/<scene>/.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from splatbench.benchmark import scene_spec
-from splatbench.cli_support import run_stage
+from splatbench.cli_support import run_stage, stage_parser
 from splatbench.evaluate import ModelInput, eval_config_from_params, evaluate_scene
 from splatbench.fsutil import atomic_write_json
 from splatbench.params import load_params, section
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scene", required=True)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(__doc__)
     parser.add_argument(
         "--compressed",
         type=Path,

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from splatbench.benchmark import scene_spec
-from splatbench.cli_support import run_stage
+from splatbench.cli_support import run_stage, stage_parser
 from splatbench.fsutil import atomic_write_json
 from splatbench.ingest.pipeline import ingest_scene
 from splatbench.params import load_params, section
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scene", required=True)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(__doc__)
     args = parser.parse_args(argv)
 
     spec = scene_spec(section(load_params(args.params), "benchmark"), args.scene)

@@ -3,19 +3,17 @@ costs.csv, plots/, images/, index.html)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from splatbench.benchmark import scene_names
-from splatbench.cli_support import run_stage
+from splatbench.cli_support import run_stage, stage_parser
 from splatbench.params import load_params, section
 from splatbench.report import ReportInputs, build_report, report_config_from_dict
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(__doc__, scene=False)
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
 

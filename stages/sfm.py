@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from splatbench.benchmark import scene_spec
-from splatbench.cli_support import run_stage
+from splatbench.cli_support import run_stage, stage_parser
 from splatbench.fsutil import atomic_write_json
 from splatbench.params import load_params, section
 from splatbench.scene.split import SplitConfig
@@ -16,9 +15,7 @@ from splatbench.sfm.pipeline import run_sfm
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scene", required=True)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(__doc__)
     args = parser.parse_args(argv)
 
     params = load_params(args.params)

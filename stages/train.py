@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -10,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from splatbench.cli_support import run_stage
+from splatbench.cli_support import run_stage, stage_parser
 from splatbench.fsutil import atomic_write_json, sha256_file
 from splatbench.params import load_params
 from splatbench.train.config import configs_from_params
@@ -35,9 +34,7 @@ def checkpoint_dir_for(root: Path, scene: str, params: dict, sfm_dir: Path) -> P
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scene", required=True)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(__doc__)
     args = parser.parse_args(argv)
 
     params = load_params(args.params)

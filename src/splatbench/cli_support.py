@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -31,3 +33,12 @@ def run_stage(main: Callable[[], None]) -> None:
             raise
         report_error(err)
         sys.exit(2)
+
+
+def stage_parser(description: str | None, *, scene: bool = True) -> argparse.ArgumentParser:
+    """The arguments every DVC stage takes: ``--params`` and, for per-scene stages, ``--scene``."""
+    parser = argparse.ArgumentParser(description=description)
+    if scene:
+        parser.add_argument("--scene", required=True)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    return parser
