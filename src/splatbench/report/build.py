@@ -104,6 +104,7 @@ def _measure_frame(scenes: Sequence[SceneMetrics]) -> pd.DataFrame:
         split = ev.get("split") or {}
         lpips_text = (
             f"{lp.get('net')} input {lp.get('input_range')}"
+            + (f", weights {lp['source']}" if lp.get("source") else "")
             if lp.get("available")
             else f"not computed ({lp.get('net')}): {lp.get('reason')}"
         )
@@ -149,8 +150,9 @@ def _convention_sentence(describe: Mapping[str, Any] | None) -> str:
         f"Metric convention '{describe.get('name')}' ({describe.get('source')}): PSNR "
         f"{(describe.get('psnr') or {}).get('reduction')}; SSIM {ssim.get('window')}, border "
         f"'{ssim.get('border')}' = {ssim.get('meaning')}; LPIPS {lp.get('net')} "
-        f"{lp.get('version')}, input {lp.get('meaning')}. Means are over test views per scene, "
-        "then over scenes."
+        f"{lp.get('version')}, input {lp.get('meaning')}. "
+        + (f"Renders: {describe['quantize']['meaning']}. " if describe.get("quantize") else "")
+        + "Means are over test views per scene, then over scenes."
     )
 
 
