@@ -38,6 +38,7 @@ ifeq ($(FETCH_WEIGHTS),1)
 endif
 
 demo: setup
+	$(BIN)/splatbench hardware  # record what `auto` means here (hardware.yaml, a DVC param)
 	$(BIN)/dvc repro
 	@sed -n '/^## Results on test views/,/^## How the numbers/p' reports/summary.md | sed '$$d'
 	@echo "Full report: reports/summary.md and reports/index.html"

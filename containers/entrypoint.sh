@@ -25,6 +25,11 @@ fi
 
 cmd="${1:-repro}"
 [[ $# -gt 0 ]] && shift
+# Record what the `auto` backend means on this machine (hardware.yaml, a DVC param of train and
+# evaluate) before DVC decides what to re-run.
+if [[ "$cmd" == repro || "$cmd" == exp || "$cmd" == train ]]; then
+  splatbench hardware
+fi
 case "$cmd" in
   repro)
     exec dvc repro "$@"

@@ -13,6 +13,7 @@ from splatbench.benchmark import scene_spec
 from splatbench.cli_support import run_stage, stage_parser
 from splatbench.evaluate import ModelInput, eval_config_from_params, evaluate_scene
 from splatbench.fsutil import atomic_write_json
+from splatbench.hardware import check_hardware
 from splatbench.params import load_params, section
 
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         section(params, "eval"),
         params.get("train") if isinstance(params.get("train"), dict) else None,
     )
+    check_hardware(cfg.render_backend)  # `auto` must mean what hardware.yaml says
     models = [ModelInput("trained", Path("data/splats") / spec.name / "point_cloud.ply")]
     if args.compressed is not None:
         storage = args.compressed_dir or args.compressed.parent

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from splatbench.cli_support import run_stage, stage_parser
 from splatbench.fsutil import atomic_write_json, sha256_file
+from splatbench.hardware import check_hardware
 from splatbench.params import load_params
 from splatbench.train.config import configs_from_params
 from splatbench.train.scene import train_scene
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
 
     params = load_params(args.params)
     train_cfg, strategy_cfg, early_stop_cfg = configs_from_params(params)
+    check_hardware(train_cfg.backend)  # `auto` must mean what hardware.yaml (a DVC param) says
     sfm_dir = Path("data/sfm") / args.scene
     root = Path(os.environ.get(CHECKPOINT_ROOT_ENV) or DEFAULT_CHECKPOINT_ROOT)
     ckpt_dir = checkpoint_dir_for(root, args.scene, params, sfm_dir)

@@ -40,3 +40,12 @@ def test_image_without_git_gets_a_snapshot_repo(tmp_path: Path) -> None:
         ["git", "log", "--oneline"], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert "image snapshot" in log.stdout
+
+
+def test_repro_records_the_hardware_first(tmp_path: Path) -> None:
+    """`repro` (and `exp`, `train`) write hardware.yaml before DVC runs, so DVC sees what
+    `auto` means on this machine. No DVC project here: dvc fails after the file is written."""
+    (tmp_path / "README.md").write_text("x\n")
+    proc = _run("repro", repo=tmp_path)
+    assert "hardware.yaml: auto -> torch on cpu" in proc.stdout, proc.stdout + proc.stderr
+    assert "auto_backend: torch" in (tmp_path / "hardware.yaml").read_text()

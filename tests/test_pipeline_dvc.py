@@ -1,6 +1,8 @@
 """The real pipeline under real DVC: `dvc repro` in a temporary copy of the project.
 
 Covers: the matrix stages run and produce their outputs; a second `dvc repro` runs nothing;
+hardware.yaml (what `auto` resolved to) re-runs train and evaluate when it changes, and results
+recorded under other hardware leave `dvc status` clean;
 `dvc exp run -S strategy...` re-composes params.yaml through Hydra without re-running SfM; an
 SfM parameter invalidates SfM but not ingest.
 """
@@ -24,6 +26,7 @@ SMALL_SOURCE = "synthetic://blocks?views=24&width=240&height=180&seed=0"
 TRAIN_STEPS = 150
 PROJECT_FILES = [
     "dvc.yaml",
+    "hardware.yaml",
     ".dvcignore",
     "conf",
     "stages",
@@ -177,3 +180,55 @@ def test_sfm_param_invalidates_only_sfm(project: Path, first_repro: str) -> None
         assert "ingest@blocks" not in status
     finally:
         params_file.write_text(original)
+
+
+def _gpu_hardware(text: str) -> str:
+    gpu = text.replace("auto_backend: torch", "auto_backend: gsplat").replace(
+        "device: cpu", "device: cuda"
+    )
+    assert gpu != text
+    return gpu
+
+
+def test_other_hardware_reruns_train_and_evaluate(project: Path, first_repro: str) -> None:
+    """Running `splatbench hardware` on a GPU box rewrites hardware.yaml (simulated here by
+    writing what it would write there): DVC then sees train and evaluate as changed, nothing
+    else; on this CPU machine the train stage refuses to record CPU results as GPU ones."""
+    hw = project / "hardware.yaml"
+    original = hw.read_text()
+    try:
+        hw.write_text(_gpu_hardware(original))
+        status = _dvc("status", cwd=project)
+        assert "train@blocks" in status and "evaluate@blocks" in status, status
+        for stage in ("ingest@blocks", "sfm@blocks", "compress@blocks", "report"):
+            assert f"{stage}:" not in status, status
+        python = str(Path(sys.executable))
+        proc = subprocess.run(
+            [python, "stages/train.py", "--scene", "blocks"],
+            cwd=project, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        assert "records backend `auto` = gsplat on cuda" in proc.stderr
+        assert "splatbench hardware" in proc.stderr
+    finally:
+        hw.write_text(original)
+    assert "up to date" in _dvc("status", cwd=project)
+
+
+def test_results_from_other_hardware_leave_status_clean(project: Path, first_repro: str) -> None:
+    """Results fetched from a GPU machine (a SageMaker experiment pulled with `dvc pull`) carry
+    their hardware.yaml and dvc.lock: `dvc status` is clean and `dvc repro` runs nothing here.
+    The GPU run is simulated by recording this run's outputs under GPU hardware (`dvc commit`)."""
+    hw, lock = project / "hardware.yaml", project / "dvc.lock"
+    saved_hw, saved_lock = hw.read_text(), lock.read_text()
+    try:
+        hw.write_text(_gpu_hardware(saved_hw))
+        _dvc("commit", "--force", cwd=project)
+        assert "device: cuda" in lock.read_text()
+        assert "up to date" in _dvc("status", cwd=project)
+        out = _dvc("repro", cwd=project)
+        assert "Running stage" not in out, out
+    finally:
+        hw.write_text(saved_hw)
+        lock.write_text(saved_lock)
+    assert "up to date" in _dvc("status", cwd=project)

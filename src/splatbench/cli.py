@@ -109,6 +109,7 @@ def sfm(
 
 def _register_commands() -> None:
     # Commands defined beside their library; their heavy imports happen inside them.
+    from splatbench.hardware_cli import hardware_command
     from splatbench.ingest.job_cli import ingest_command
     from splatbench.metrics.weights_cli import weights_app
     from splatbench.report.diff_cli import diff_command
@@ -116,6 +117,7 @@ def _register_commands() -> None:
     app.command("ingest")(ingest_command)
     app.command("diff")(diff_command)
     app.add_typer(weights_app, name="weights")
+    app.command("hardware")(hardware_command)
 
 
 _register_commands()

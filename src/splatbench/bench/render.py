@@ -40,6 +40,7 @@ class Workload:
     backend: str = "torch"
     target_its: float | None = None  # iterations/s to reach (None: no target)
     max_peak_gib: float | None = None  # peak RSS ceiling (None: no ceiling)
+    device: str = "cpu"  # "cuda" for the gsplat backend
 
 
 DEFAULT_WORKLOADS = (
@@ -89,21 +90,28 @@ def run_workload(
     scene = random_scene(
         w.n, w.width, w.height, sh_degree=sh_degree, pixel_sigma=pixel_sigma, seed=seed
     )
-    params = {k: v.clone().requires_grad_(True) for k, v in scene.tensors().items()}
+    dev = torch.device(w.device)
+    params = {k: v.to(dev).clone().requires_grad_(True) for k, v in scene.tensors().items()}
+    viewmats, Ks = scene.viewmats.to(dev), scene.Ks.to(dev)
+    cuda = dev.type == "cuda"
     peak_reset = _reset_peak_rss()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
     info: dict[str, Any] = {}
 
     def step() -> None:
         nonlocal info
         img, alpha, info = rasterize(
             params["means"], params["quats"], params["scales"], params["opacities"],
-            params["colors"], scene.viewmats, scene.Ks, w.width, w.height,
+            params["colors"], viewmats, Ks, w.width, w.height,
             sh_degree=sh_degree, backend=w.backend,  # type: ignore[arg-type]
         )  # fmt: skip
         info["means2d"].retain_grad()
         (img.mean() + 0.1 * alpha.mean()).backward()
         for p in params.values():
             p.grad = None
+        if cuda:
+            torch.cuda.synchronize(dev)  # time the kernels, not their launch
 
     for _ in range(warmup):
         step()
@@ -112,7 +120,7 @@ def run_workload(
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    peak = _peak_rss_bytes()
+    peak = torch.cuda.max_memory_allocated(dev) if cuda else _peak_rss_bytes()
     med = statistics.median(times)
     result: dict[str, Any] = {
         **asdict(w),
@@ -122,7 +130,9 @@ def run_workload(
         "its_per_s": 1.0 / med,
         "peak_rss_bytes": peak,
         "peak_rss_gib": None if peak is None else peak / 2**30,
-        "peak_rss_scope": "workload" if peak_reset else "process",
+        "peak_rss_scope": "cuda_max_memory_allocated"
+        if cuda
+        else ("workload" if peak_reset else "process"),
         "visible_gaussians": int((info["radii"] > 0).all(-1).sum()),
         "tile_intersections": (
             None if info.get("flatten_ids") is None else int(info["flatten_ids"].numel())

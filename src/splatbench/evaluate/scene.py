@@ -9,7 +9,6 @@ of ``split.json`` are rendered. The result is the JSON document the evaluate sta
 from __future__ import annotations
 
 import math
-import os
 import platform
 import time
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from splatbench.errors import SplatbenchError
 from splatbench.evaluate.comparisons import comparison_strip, pick_views
 from splatbench.evaluate.config import EvalConfig
 from splatbench.fsutil import atomic_write_bytes, atomic_write_json, staging_dir
+from splatbench.hardware import device_name
 from splatbench.metrics import MetricConvention, evaluate_images
 
 EVAL_SCHEMA_VERSION = 1
@@ -103,22 +103,6 @@ def resolve_device(backend: str) -> tuple[str, torch.device]:
 
     name = resolve_backend(backend)
     return name, torch.device("cuda") if name == "gsplat" else torch.device("cpu")
-
-
-def device_name(device: torch.device) -> str:
-    """Human-readable device, e.g. ``NVIDIA A10G`` or the CPU model with its core count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model} ({os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()})"
 
 
 def versions() -> dict[str, str | None]:

@@ -7,15 +7,34 @@ oracle), ``gsplat`` (CUDA), ``auto``.
 
 from __future__ import annotations
 
-from splatbench.render.api import BACKENDS, gaussian_colors, rasterize, resolve_backend
+from splatbench.render.api import (
+    BACKENDS,
+    decide_backend,
+    gaussian_colors,
+    prepare_backend,
+    rasterize,
+    resolve_backend,
+)
 from splatbench.render.errors import RenderBackendError
-from splatbench.render.gsplat_backend import gsplat_unavailable_reason
+from splatbench.render.gsplat_backend import (
+    GsplatProbes,
+    GsplatVerdict,
+    gsplat_unavailable_reason,
+    gsplat_verdict,
+    probe_gsplat,
+)
 
 __all__ = [
     "BACKENDS",
+    "GsplatProbes",
+    "GsplatVerdict",
     "RenderBackendError",
+    "decide_backend",
     "gaussian_colors",
     "gsplat_unavailable_reason",
+    "gsplat_verdict",
+    "prepare_backend",
+    "probe_gsplat",
     "rasterize",
     "resolve_backend",
 ]

@@ -9,6 +9,8 @@ returned ``info`` carries the keys gsplat's ``DefaultStrategy`` reads (``means2d
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -22,7 +24,12 @@ from splatbench.render.fused import (
     fused_projection,
     fused_sh_colors,
 )
-from splatbench.render.gsplat_backend import gsplat_unavailable_reason, rasterize_gsplat
+from splatbench.render.gsplat_backend import (
+    INSTALL_HINT,
+    gsplat_unavailable_reason,
+    gsplat_verdict,
+    rasterize_gsplat,
+)
 from splatbench.render.projection import Projection, camera_centres, fully_fused_projection
 from splatbench.render.sh import MAX_SH_DEGREE, num_sh_bases, sh_to_rgb
 
@@ -30,13 +37,69 @@ Backend = Literal["torch", "torch_reference", "gsplat", "auto"]
 BACKENDS: tuple[str, ...] = ("torch", "torch_reference", "gsplat", "auto")
 
 
+def decide_backend(requested: str, gsplat_reason: str | None, cuda_available: bool) -> str:
+    """The concrete backend for ``requested`` given the gsplat verdict (pure; see
+    :func:`resolve_backend`).
+
+    ``auto``: gsplat when it can run, else torch, with a warning when a GPU is present (gsplat
+    installed without its kernels, say). ``gsplat`` asked for explicitly and unusable: an error
+    with the install hint.
+    """
+    if requested not in BACKENDS:
+        raise ValueError(
+            f"unknown render backend {requested!r}; choose one of {', '.join(BACKENDS)}"
+        )
+    if requested == "auto":
+        if gsplat_reason is None:
+            return "gsplat"
+        if cuda_available:
+            warnings.warn(
+                f"backend 'auto' falls back to the CPU rasterizer although CUDA is available: "
+                f"{gsplat_reason}. Fix: {INSTALL_HINT}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return "torch"
+    if requested == "gsplat" and gsplat_reason is not None:
+        raise RenderBackendError(
+            f"backend 'gsplat' was requested but cannot run here: {gsplat_reason}",
+            fix=INSTALL_HINT,
+        )
+    return requested
+
+
 def resolve_backend(backend: str) -> str:
-    """Concrete backend for a name: ``auto`` is gsplat with CUDA and gsplat, else torch."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown render backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        return "gsplat" if gsplat_unavailable_reason() is None else "torch"
-    return backend
+    """Concrete backend for a name: ``auto`` is gsplat when its kernels work here (checked once
+    per process by :func:`~splatbench.render.gsplat_backend.gsplat_verdict`), else torch."""
+    if backend in ("torch", "torch_reference"):
+        return backend
+    reason = gsplat_unavailable_reason()
+    return decide_backend(backend, reason, reason is None or _cuda_available())
+
+
+def _cuda_available() -> bool:
+    try:
+        return torch.cuda.is_available()
+    except Exception:  # a broken driver: treat as no GPU
+        return False
+
+
+def prepare_backend(backend: str) -> float:
+    """Load (or build) ``backend``'s kernels now; returns the seconds it took.
+
+    Training and evaluation call this before starting their clocks, so a first-use compile
+    (the CPU rasterizer's C++ extension, gsplat's CUDA extension) is reported as setup time
+    instead of inflating training time.
+    """
+    if backend == "gsplat":
+        return gsplat_verdict().seconds
+    if backend == "torch":
+        from splatbench.render._ext import load_extension
+
+        t0 = time.perf_counter()
+        load_extension()
+        return time.perf_counter() - t0
+    return 0.0
 
 
 def _check_inputs(

@@ -1,10 +1,12 @@
 """Training checkpoints: one ``torch.save`` file per checkpoint, written atomically.
 
-A checkpoint holds everything the next step depends on, so that a resumed run continues
-bit-for-bit where the interrupted one was (on the same device and software): parameters, Adam
-states, the strategy's running state, every RNG state, the step, the early-stop state and the
-diagnostics so far. Files are ``ckpt_<steps>.pt`` (``steps`` = completed steps, zero-padded so
-names sort by step); the newest ``keep`` files are kept.
+A checkpoint holds everything the next step depends on, so that a resumed run continues where
+the interrupted one was: parameters, Adam states, the strategy's running state, every RNG
+state, the step, the early-stop state and the diagnostics so far. On the CPU (torch backend,
+same thread count and software) the resumed run is bit-identical to an uninterrupted one; on
+CUDA with gsplat it is not, because gsplat's backward pass accumulates gradients with atomic
+adds in a run-dependent order. Files are ``ckpt_<steps>.pt`` (``steps`` = completed steps,
+zero-padded so names sort by step); the newest ``keep`` files are kept.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import io
 import json
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,13 +110,37 @@ def rng_state() -> dict[str, Any]:
     }
 
 
+def restore_cuda_rng(
+    states: list[torch.Tensor] | None,
+    device_count: int,
+    set_state: Callable[[torch.Tensor, int], None],
+) -> int:
+    """Restore the saved per-GPU RNG states onto the GPUs this machine has; returns how many.
+
+    ``torch.cuda.set_rng_state_all`` indexes a device per saved state and fails on a machine
+    with fewer GPUs than the one that wrote the checkpoint (a spot restart may land on one).
+    States beyond ``device_count`` are dropped: training uses one device, so only the first
+    matters, and a resume on other hardware is not bit-identical anyway.
+    """
+    if not states or device_count <= 0:
+        return 0
+    n = min(len(states), device_count)
+    for i in range(n):
+        set_state(states[i].cpu(), i)
+    return n
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        restore_cuda_rng(
+            state["cuda"],
+            torch.cuda.device_count(),
+            lambda s, i: torch.cuda.set_rng_state(s, device=i),
+        )
     n = state["numpy"]
     np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+        ("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
          n["cached_gaussian"])
     )  # fmt: skip
     version, internal, gauss = state["python"]

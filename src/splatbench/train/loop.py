@@ -7,8 +7,12 @@ training-view PSNR, progressive resolution, NaN / OOM checks, curves, progress, 
 
 Determinism: the image order and random backgrounds are pure functions of ``(seed, step)``, the
 global RNGs (used by gsplat's split and by MCMC sampling) are seeded once and saved in every
-checkpoint, and the means learning rate is a function of the step. A run resumed from a
-checkpoint therefore ends with the same parameters as an uninterrupted one (on the same device).
+checkpoint, and the means learning rate is a function of the step. With the CPU ``torch``
+backend a rerun, or a run resumed from a checkpoint, therefore ends with bit-identical
+parameters (same machine, torch thread count and software). With ``gsplat`` on CUDA it does
+not: gsplat's backward pass sums gradients with atomic adds whose order varies from run to run,
+so reruns and resumes differ in the last bits and drift apart over the steps;
+:func:`determinism` says which case a run is, and train.json records it.
 """
 
 from __future__ import annotations
@@ -89,20 +93,57 @@ class TrainResult:
 
 
 def resolve_backend(backend: str) -> str:
-    """Concrete backend name: ``auto`` is what ``splatbench.render`` picks (gsplat when CUDA and
-    gsplat's kernels are usable, else torch)."""
-    if backend != "auto":
-        return backend
-    try:
-        from splatbench.render import resolve_backend as render_resolve
-    except ImportError:  # rendering package absent: the same rule, approximately
-        return "gsplat" if torch.cuda.is_available() else "torch"
-    return render_resolve("auto")
+    """Concrete backend name, as ``splatbench.render.resolve_backend``: ``auto`` is gsplat when
+    CUDA and gsplat's kernels work here, else torch; an explicit ``gsplat`` that cannot run is
+    an error with the install hint."""
+    from splatbench.render import resolve_backend as render_resolve
+
+    return render_resolve(backend)
+
+
+def prepare_backend(backend: str) -> float:
+    """Load or build ``backend``'s kernels; returns the seconds (kept out of training time)."""
+    from splatbench.render import prepare_backend as render_prepare
+
+    return render_prepare(backend)
+
+
+def determinism(backend: str) -> dict[str, Any]:
+    """Whether a run on ``backend`` is bit-for-bit reproducible, and under what conditions."""
+    if backend in ("torch", "torch_reference"):
+        return {
+            "bitwise": True,
+            "conditions": f"same machine type, torch thread count ({torch.get_num_threads()} "
+            "here) and software versions; reruns and resumes give identical parameters",
+        }
+    return {
+        "bitwise": False,
+        "conditions": "gsplat's CUDA backward accumulates gradients with atomic adds in a "
+        "run-dependent order: reruns and resumes differ (benchmarks/gpu/validate.sh measures "
+        "the spread)",
+    }
 
 
 def default_device(backend: str) -> torch.device:
     """The device a backend trains on: CUDA for gsplat; the torch backends render on CPU."""
     return torch.device("cuda") if backend == "gsplat" else torch.device("cpu")
+
+
+def restore_checkpoint(path: Path, device: torch.device | str) -> dict[str, Any]:
+    """Read a checkpoint for a run on ``device``.
+
+    Everything is loaded onto the CPU first: the RNG states must stay there (``set_rng_state``
+    takes CPU tensors and the numpy key array is read with ``.numpy()``), whatever device wrote
+    the file. Then the parameters and the strategy's tensors move to ``device``; optimizer
+    states stay on the CPU here and follow their parameters in ``Optimizer.load_state_dict``.
+    """
+    data = load_checkpoint(path, map_location="cpu")
+    device = torch.device(device)
+    data["params"] = {k: v.to(device) for k, v in data["params"].items()}
+    data["strategy"] = {
+        k: v.to(device) if isinstance(v, Tensor) else v for k, v in data["strategy"].items()
+    }
+    return data
 
 
 def _seed_for(seed: int, stream: int, index: int) -> int:
@@ -237,8 +278,26 @@ class _ScaledViews:
         return img[None].to(self.device), K[None].to(self.device), w, h
 
 
+def oom_error_types(torch_module: Any = torch) -> tuple[type[BaseException], ...]:
+    """The out-of-memory exception classes this torch has.
+
+    ``torch.OutOfMemoryError`` exists from torch 2.5 on; before, only
+    ``torch.cuda.OutOfMemoryError`` (a ``RuntimeError``). The project allows torch >= 2.4, so
+    neither name may be used unguarded.
+    """
+    found: list[type[BaseException]] = []
+    for owner in (torch_module, getattr(torch_module, "cuda", None)):
+        cls = getattr(owner, "OutOfMemoryError", None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(dict.fromkeys(found))
+
+
+_OOM_TYPES = oom_error_types()
+
+
 def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
+    if _OOM_TYPES and isinstance(exc, _OOM_TYPES):
         return True
     text = str(exc).lower()
     return isinstance(exc, RuntimeError) and (
@@ -367,7 +426,7 @@ def train(
 
     ckpt = latest_checkpoint(checkpoint_dir)
     if ckpt is not None:
-        data = load_checkpoint(ckpt, map_location=device)
+        data = restore_checkpoint(ckpt, device)
         if data["fingerprint"] != run_id:
             raise CheckpointError(
                 f"{ckpt}: checkpoint was written by a run with another configuration or scene",
@@ -375,14 +434,13 @@ def train(
                 "was written with",
             )
         params = torch.nn.ParameterDict(
-            {k: torch.nn.Parameter(v.to(device)) for k, v in data["params"].items()}
+            {k: torch.nn.Parameter(v) for k, v in data["params"].items()}
         )
         optimizers = make_optimizers(params, cfg, scene_scale)
         for name, opt in optimizers.items():
+            # Adam's load_state_dict moves its moments onto the parameter's device.
             opt.load_state_dict(data["optimizers"][name])
-        strategy_state.update(
-            {k: v.to(device) if isinstance(v, Tensor) else v for k, v in data["strategy"].items()}
-        )
+        strategy_state.update(data["strategy"])
         stopper.load_state_dict(data["early_stop"])
         events = list(data["events"])
         steps_done = resumed_from = int(data["steps"])
@@ -498,7 +556,7 @@ def train(
                     checkpoint(done=False)
             if not finished:
                 checkpoint(done=True)
-    except (torch.OutOfMemoryError, RuntimeError) as exc:
+    except (*_OOM_TYPES, RuntimeError) as exc:
         if _is_oom(exc):
             raise _oom_error(exc, step, len(params["means"]), strategy_cfg, device) from exc
         raise

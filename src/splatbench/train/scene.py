@@ -17,12 +17,15 @@ from splatbench.fsutil import atomic_write_json
 from splatbench.gaussians.init import init_splats
 from splatbench.gaussians.ply import write_ply
 from splatbench.gaussians.views import load_views, scene_scale
+from splatbench.hardware import device_name
 from splatbench.train.config import EarlyStopConfig, StrategyConfig, TrainConfig, config_dict
 from splatbench.train.diagnostics import diagnostics_document
 from splatbench.train.loop import (
     RasterizeFn,
     default_device,
+    determinism,
     mean_psnr,
+    prepare_backend,
     resolve_backend,
     train,
 )
@@ -70,9 +73,12 @@ def train_scene(
     Returns:
         Metrics for ``metrics/<scene>/train.json`` (JSON-safe): ``steps`` (optimizer steps
         run), ``max_steps``, ``stop_reason`` (``max_steps`` | ``plateau`` | ``target``),
-        ``stop_step``, ``seconds`` (training wall time, summed over resumed sessions),
+        ``stop_step``, ``seconds`` (training wall time, summed over resumed sessions; kernel
+        loading or compiling is excluded and reported as ``backend_setup_seconds``),
         ``peak_memory_mb`` + ``peak_memory_kind``, ``num_gaussians``, ``num_gaussians_initial``,
-        ``backend``, ``device``, ``train_psnr`` + ``train_psnr_convention``, ``val_psnr_best``,
+        ``backend``, ``device``, ``device_name`` (GPU or CPU model), ``deterministic``
+        (``bitwise`` and its conditions), ``train_psnr`` + ``train_psnr_convention``,
+        ``val_psnr_best``,
         ``val_psnr_best_step``, ``early_stop``, ``strategy``, ``densification`` (summary
         counts), ``train_views``, ``scene_scale``, ``sh_degree``, ``seed``,
         ``resumed_from_step``, ``torch_version``, ``warnings`` (list of strings).
@@ -80,6 +86,8 @@ def train_scene(
     sfm_dir, out_dir = Path(sfm_dir), Path(out_dir)
     backend = resolve_backend(train_cfg.backend)
     device = torch.device(device) if device is not None else default_device(backend)
+    # Load (or compile, on first use) the backend's kernels before training's clock starts.
+    setup_seconds = prepare_backend(backend) if rasterize_fn is None else 0.0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -122,6 +130,9 @@ def train_scene(
         "num_gaussians_initial": result.num_initial,
         "backend": backend,
         "device": str(device),
+        "device_name": device_name(device),
+        "backend_setup_seconds": round(setup_seconds, 3),
+        "deterministic": determinism(backend),
         "train_psnr": round(final_psnr, 4),
         "train_psnr_convention": "mean over all training views of per-image PSNR on [0,1], "
         "full resolution, fixed background",
