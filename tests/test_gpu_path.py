@@ -208,7 +208,6 @@ def test_verdict_is_computed_once_per_process() -> None:
     first = gsplat_verdict()
     second = gsplat_verdict()
     assert first is second and gsplat_verdict.cache_info().hits >= 1
-    assert first.reason is not None  # this machine has no CUDA
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +264,6 @@ def test_stage_refuses_hardware_it_is_not(tmp_path: Path) -> None:
         read_hardware(tmp_path / "bad.yaml")
 
 
-def test_committed_hardware_file_matches_this_machine(repo_root: Path) -> None:
-    """The repo's hardware.yaml is the CPU machine's (the committed demo results are CPU ones)."""
+def test_committed_hardware_file_is_the_cpu_demos(repo_root: Path) -> None:
+    """The repo's hardware.yaml is the CPU machine's: the committed demo results are CPU ones."""
     assert read_hardware(repo_root / "hardware.yaml") == Hardware("torch", "cpu")

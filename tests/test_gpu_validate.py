@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from test_train_support import write_sfm_scene
 
+from splatbench.render import gsplat_unavailable_reason
+
 REPO = Path(__file__).resolve().parents[1]
 STEPS = REPO / "benchmarks" / "gpu" / "validate.py"
 
@@ -54,7 +56,8 @@ def test_train_rerun_compare_and_summary_on_cpu(tmp_path: Path) -> None:
 
     _step("probe", "--out", str(out / "probe.json"), "--allow-cpu")
     probe = json.loads((out / "probe.json").read_text())
-    assert probe["gsplat_usable"] is False and "CUDA" in probe["reason"]
+    assert probe["gsplat_usable"] is (gsplat_unavailable_reason() is None)
+    assert probe["hardware"]["device"] == ("cuda" if probe["gsplat_usable"] else "cpu")
 
     proc = subprocess.run([sys.executable, str(STEPS), "summary", str(out), "--out",
                            str(out / "summary.json")], capture_output=True, text=True)  # fmt: skip

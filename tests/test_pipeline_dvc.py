@@ -80,6 +80,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
     assert "\nmax_steps: " in train_text
     train.write_text(re.sub(r"\nmax_steps: \d+", f"\nmax_steps: {TRAIN_STEPS}", train_text))
     _run([sys.executable, "scripts/compose_params.py"], dst)
+    # Record this machine's hardware, as `make demo` does (on a GPU box it differs from the
+    # committed CPU file).
+    _run([str(Path(sys.executable).parent / "splatbench"), "hardware"], dst)
     _run(["git", "init", "-q", "-b", "main"], dst)
     _run(["git", "add", "-A"], dst)
     _run(["git", "commit", "-qm", "project copy"], dst)
@@ -182,22 +185,27 @@ def test_sfm_param_invalidates_only_sfm(project: Path, first_repro: str) -> None
         params_file.write_text(original)
 
 
-def _gpu_hardware(text: str) -> str:
-    gpu = text.replace("auto_backend: torch", "auto_backend: gsplat").replace(
-        "device: cpu", "device: cuda"
-    )
-    assert gpu != text
-    return gpu
+def _other_hardware(text: str) -> tuple[str, str]:
+    """hardware.yaml as the other kind of machine would write it, and that machine's name."""
+    if "auto_backend: torch" in text:
+        return text.replace("auto_backend: torch", "auto_backend: gsplat").replace(
+            "device: cpu", "device: cuda"
+        ), "gsplat on cuda"
+    return text.replace("auto_backend: gsplat", "auto_backend: torch").replace(
+        "device: cuda", "device: cpu"
+    ), "torch on cpu"
 
 
 def test_other_hardware_reruns_train_and_evaluate(project: Path, first_repro: str) -> None:
-    """Running `splatbench hardware` on a GPU box rewrites hardware.yaml (simulated here by
-    writing what it would write there): DVC then sees train and evaluate as changed, nothing
-    else; on this CPU machine the train stage refuses to record CPU results as GPU ones."""
+    """Running `splatbench hardware` on other hardware (a GPU box, from a CPU one) rewrites
+    hardware.yaml (simulated here by writing what it would write there): DVC then sees train
+    and evaluate as changed, nothing else; here the train stage refuses to record this
+    machine's results as the other machine's."""
     hw = project / "hardware.yaml"
     original = hw.read_text()
+    other, name = _other_hardware(original)
     try:
-        hw.write_text(_gpu_hardware(original))
+        hw.write_text(other)
         status = _dvc("status", cwd=project)
         assert "train@blocks" in status and "evaluate@blocks" in status, status
         for stage in ("ingest@blocks", "sfm@blocks", "compress@blocks", "report"):
@@ -208,7 +216,7 @@ def test_other_hardware_reruns_train_and_evaluate(project: Path, first_repro: st
             cwd=project, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert proc.returncode == 2, proc.stderr
-        assert "records backend `auto` = gsplat on cuda" in proc.stderr
+        assert f"records backend `auto` = {name}" in proc.stderr
         assert "splatbench hardware" in proc.stderr
     finally:
         hw.write_text(original)
@@ -216,15 +224,17 @@ def test_other_hardware_reruns_train_and_evaluate(project: Path, first_repro: st
 
 
 def test_results_from_other_hardware_leave_status_clean(project: Path, first_repro: str) -> None:
-    """Results fetched from a GPU machine (a SageMaker experiment pulled with `dvc pull`) carry
-    their hardware.yaml and dvc.lock: `dvc status` is clean and `dvc repro` runs nothing here.
-    The GPU run is simulated by recording this run's outputs under GPU hardware (`dvc commit`)."""
+    """Results fetched from another machine (a SageMaker experiment pulled with `dvc pull`)
+    carry their hardware.yaml and dvc.lock: `dvc status` is clean and `dvc repro` runs nothing
+    here. The other machine's run is simulated by recording this run's outputs under its
+    hardware (`dvc commit`)."""
     hw, lock = project / "hardware.yaml", project / "dvc.lock"
     saved_hw, saved_lock = hw.read_text(), lock.read_text()
+    other, name = _other_hardware(saved_hw)
     try:
-        hw.write_text(_gpu_hardware(saved_hw))
+        hw.write_text(other)
         _dvc("commit", "--force", cwd=project)
-        assert "device: cuda" in lock.read_text()
+        assert f"device: {name.split()[-1]}" in lock.read_text()
         assert "up to date" in _dvc("status", cwd=project)
         out = _dvc("repro", cwd=project)
         assert "Running stage" not in out, out
