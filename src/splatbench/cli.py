@@ -109,7 +109,7 @@ def sfm(
 
 def _register_commands() -> None:
     # Commands defined beside their library; their heavy imports happen inside them.
-    from splatbench.ingest.job_cli import ingest_command
+    from splatbench.cloud.ingest_job_cli import ingest_command
     from splatbench.report.diff_cli import diff_command
 
     app.command("ingest")(ingest_command)

@@ -6,7 +6,10 @@ The specs are rendered from :class:`IngestJobSpec` into the exact request bodies
 Validation catches what AWS would reject at submit time, e.g. a processing input without
 ``S3InputMode``, one of the failures seen in production.
 
-Regenerate the checked-in files with ``python -m splatbench.cloud.jobs containers/jobs``.
+The bucket and prefix are not stated here: they come from ``conf/benchmark/data/default.yaml``,
+the same file the benchmark configs read, so the pipeline and the ingestion job cannot disagree on
+where raw data lives. Regenerate the checked-in files with
+``python -m splatbench.cloud.jobs containers/jobs``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from splatbench.errors import ConfigError
 from splatbench.fsutil import atomic_write_json
@@ -27,22 +32,48 @@ ENTRYPOINT = "/opt/splatbench/containers/entrypoint.sh"
 # Exit code of the CLI for user errors (bad arguments, manifest conflict, verification
 # failure): retrying cannot help, so Batch must not retry them.
 USER_ERROR_EXIT_CODE = 2
+#: The one statement of the benchmark data location (bucket, prefix), relative to the project root.
+DATA_LOCATION_FILE = Path("conf/benchmark/data/default.yaml")
+
+
+def data_location(conf_file: Path = DATA_LOCATION_FILE) -> tuple[str, str]:
+    """``(bucket, prefix)`` from the benchmark data config that the benchmark configs include.
+
+    Raises:
+        ConfigError: the file is missing or lacks a bucket/prefix string.
+    """
+    path = Path(conf_file)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} not found", fix="run from the project root (the file holds bucket and prefix)"
+        )
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    bucket, prefix = data.get("bucket"), data.get("prefix")
+    if not isinstance(bucket, str) or not bucket or not isinstance(prefix, str):
+        raise ConfigError(
+            f"{path} must set `bucket` (non-empty) and `prefix` (strings)",
+            fix="e.g. bucket: my-benchmark-data, prefix: v1",
+        )
+    return bucket, prefix
 
 
 @dataclass(frozen=True)
 class IngestJobSpec:
     """Everything the two job specs are rendered from.
 
-    Defaults are the issue's sizing: 2 vCPU, 8 GiB, 50 GiB scratch, 2 retries, 1 h per
-    attempt; SageMaker ml.m5.large with a 50 GiB volume and 1 h maximum runtime.
+    ``bucket`` and ``prefix`` have no defaults here: :meth:`from_conf` reads them from the
+    benchmark data config. Other defaults are the issue's sizing: 2 vCPU, 8 GiB, 50 GiB scratch,
+    2 retries, 1 h per attempt; SageMaker ml.m5.large with a 50 GiB volume and 1 h maximum
+    runtime. ``sagemaker_source_key`` is an optional key prefix (inside ``bucket/prefix``) staged
+    into the processing container (File mode) as the source.
     """
 
+    bucket: str
+    prefix: str
     name: str = "splatbench-ingest"
     image: str = "000000000000.dkr.ecr.us-east-1.amazonaws.com/splatbench:cpu"
     job_role_arn: str = "arn:aws:iam::000000000000:role/splatbench-ingest-job"
     execution_role_arn: str = "arn:aws:iam::000000000000:role/splatbench-ingest-execution"
-    bucket: str = "splatbench-benchmark-data"
-    prefix: str = "splatbench"
     region: str = "us-east-1"
     vcpu: float = 2
     memory_mib: int = 8192
@@ -54,9 +85,22 @@ class IngestJobSpec:
     sagemaker_instance_type: str = "ml.m5.large"
     sagemaker_volume_gib: int = 50
     sagemaker_max_runtime_s: int = 3600
-    # SageMaker: an optional S3 prefix staged into the container (File mode) as the source.
-    sagemaker_source_s3_uri: str | None = "s3://splatbench-benchmark-data/staging/example/"
+    sagemaker_source_key: str | None = "staging/example"
     tags: dict[str, str] = field(default_factory=lambda: {"project": "splatbench"})
+
+    @classmethod
+    def from_conf(cls, conf_file: Path = DATA_LOCATION_FILE, **fields: Any) -> IngestJobSpec:
+        """The spec for the benchmark data location in ``conf_file``; ``fields`` override."""
+        bucket, prefix = data_location(conf_file)
+        return cls(**{"bucket": bucket, "prefix": prefix, **fields})
+
+    @property
+    def sagemaker_source_s3_uri(self) -> str | None:
+        if not self.sagemaker_source_key:
+            return None
+        parts = (self.prefix, self.sagemaker_source_key)
+        key = "/".join(p.strip("/") for p in parts if p.strip("/"))
+        return f"s3://{self.bucket}/{key}/"
 
     def check(self) -> None:
         """Refuse values AWS would reject later (ranges from the Batch/Fargate docs)."""
@@ -245,9 +289,12 @@ def _strict_problems(value: Any, shape: Any, path: str) -> list[str]:
     return problems
 
 
-def render_job_specs(out_dir: Path, spec: IngestJobSpec | None = None) -> list[Path]:
-    """Validate and write both request bodies as JSON into ``out_dir``."""
-    spec = spec or IngestJobSpec()
+def render_job_specs(
+    out_dir: Path, spec: IngestJobSpec | None = None, conf_file: Path = DATA_LOCATION_FILE
+) -> list[Path]:
+    """Validate and write both request bodies as JSON into ``out_dir`` (by default for the data
+    location in ``conf_file``)."""
+    spec = spec or IngestJobSpec.from_conf(conf_file)
     batch = batch_job_definition(spec)
     sagemaker = sagemaker_processing_job(spec)
     validate_request("batch", "RegisterJobDefinition", batch)
@@ -261,8 +308,14 @@ def render_job_specs(out_dir: Path, spec: IngestJobSpec | None = None) -> list[P
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Render the ingest job specs as JSON.")
     parser.add_argument("out_dir", type=Path, nargs="?", default=Path("containers/jobs"))
+    parser.add_argument(
+        "--data-conf",
+        type=Path,
+        default=DATA_LOCATION_FILE,
+        help="the benchmark data location (bucket, prefix)",
+    )
     args = parser.parse_args(argv)
-    for path in render_job_specs(args.out_dir):
+    for path in render_job_specs(args.out_dir, conf_file=args.data_conf):
         print(f"wrote {path}")
 
 
