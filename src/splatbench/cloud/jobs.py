@@ -15,6 +15,9 @@ where raw data lives. Regenerate the checked-in files with
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,20 +243,67 @@ def sagemaker_processing_job(
 # Members this project requires on top of botocore's model, by shape name. botocore's current
 # SageMaker model marks only S3Uri and S3DataType of a processing input as required, yet a
 # request without S3InputMode failed in production (SDK and Step Functions paths require it),
-# and without LocalPath the job cannot know where its input lands. Stricter than AWS on purpose.
+# and without LocalPath the job cannot know where its input lands. For CreateTrainingJob the model
+# requires only TrainingJobName, RoleArn and OutputDataConfig (AlgorithmSpecification could be an
+# AlgorithmName, ResourceConfig could be an instance-group list); a training job of ours always
+# names its image, instance, volume, runtime limit and per-channel input mode and distribution.
+# Stricter than AWS on purpose.
 STRICT_REQUIRED: dict[str, tuple[str, ...]] = {
     "ProcessingS3Input": ("S3InputMode", "LocalPath", "S3DataDistributionType"),
     "ProcessingS3Output": ("S3UploadMode", "LocalPath"),
     "AppSpecification": ("ContainerEntrypoint",),
+    "CreateTrainingJobRequest": ("AlgorithmSpecification", "ResourceConfig", "StoppingCondition"),
+    "AlgorithmSpecification": ("TrainingImage", "TrainingInputMode"),
+    "ResourceConfig": ("InstanceType", "InstanceCount", "VolumeSizeInGB"),
+    "StoppingCondition": ("MaxRuntimeInSeconds",),
+    "Channel": ("InputMode",),
+    "S3DataSource": ("S3DataDistributionType",),
+    "CheckpointConfig": ("LocalPath",),
+}
+
+# AWS models write patterns for Java's regex engine; Python's `re` lacks the Unicode property
+# classes they use. Each is replaced by its Python spelling (\w and \s are Unicode-aware, a
+# little wider than \p{L}\p{N} and \p{Z}: they also admit "_", marks and tabs).
+_JAVA_CLASSES = {
+    r"\p{N}": r"\d",
+    r"\p{Z}": r"\s",
+    r"\p{Alnum}": r"a-zA-Z0-9",
+    # A UTF-16 surrogate-pair range, i.e. every code point above the BMP.
+    r"\uD800\uDC00-\uDBFF\uDFFF": r"\U00010000-\U0010FFFF",
 }
 
 
-def validate_request(service: str, operation: str, params: dict[str, Any]) -> None:
-    """Validate ``params`` against botocore's model of ``service.operation``, plus
-    :data:`STRICT_REQUIRED`.
+def model_pattern(pattern: str) -> re.Pattern[str]:
+    """A service-model ``pattern`` compiled for Python (matched with ``fullmatch``).
 
     Raises:
-        ConfigError: listing every problem (missing required fields, wrong types, unknown keys).
+        re.error: a construct with no Python spelling here (a test compiles every pattern of
+            the operations we send, so this cannot surface at submit time).
+    """
+    if r"\p{L}" in pattern and r"\p{N}" in pattern:
+        # [\p{L}\p{Z}\p{N}...]: letters and digits together are \w (which also holds "_").
+        pattern = pattern.replace(r"\p{L}", r"\w").replace(r"\p{N}", "")
+    for java, python in _JAVA_CLASSES.items():
+        pattern = pattern.replace(java, python)
+    return re.compile(pattern)
+
+
+def validate_request(
+    service: str,
+    operation: str,
+    params: dict[str, Any],
+    *,
+    fix: str = "fix the job spec in splatbench.cloud.jobs and regenerate containers/jobs/",
+) -> None:
+    """Validate ``params`` against botocore's model of ``service.operation``.
+
+    Three layers: botocore's ``ParamValidator`` (required members, types, unknown keys, minimum
+    lengths), the model's constraints that botocore leaves to the server (maximum lengths and
+    values, ``pattern``, ``enum``), and :data:`STRICT_REQUIRED` plus the operation's own rules
+    (:data:`OPERATION_RULES`).
+
+    Raises:
+        ConfigError: listing every problem, each with its path in the request.
     """
     import botocore.session
     from botocore.validate import ParamValidator
@@ -262,11 +312,14 @@ def validate_request(service: str, operation: str, params: dict[str, Any]) -> No
     shape = model.operation_model(operation).input_shape
     report = ParamValidator().validate(params, shape)
     problems = [report.generate_report()] if report.has_errors() else []
+    problems += _constraint_problems(params, shape, "input")
     problems += _strict_problems(params, shape, "input")
+    rule = OPERATION_RULES.get((service, operation))
+    if rule is not None:
+        problems += rule(params)
     if problems:
         raise ConfigError(
-            f"{service}.{operation} request is invalid:\n" + "\n".join(problems),
-            fix="fix the job spec in splatbench.cloud.jobs and regenerate containers/jobs/",
+            f"{service}.{operation} request is invalid:\n" + "\n".join(problems), fix=fix
         )
 
 
@@ -287,6 +340,75 @@ def _strict_problems(value: Any, shape: Any, path: str) -> list[str]:
         for i, item in enumerate(value):
             problems += _strict_problems(item, shape.member, f"{path}[{i}]")
     return problems
+
+
+def _constraint_problems(value: Any, shape: Any, path: str) -> list[str]:
+    """Model constraints botocore does not check client-side: max, pattern, enum."""
+    problems: list[str] = []
+    meta = shape.metadata
+    kind = shape.type_name
+    if kind == "string" and isinstance(value, str):
+        if "max" in meta and len(value) > meta["max"]:
+            problems.append(f"Invalid length for {path}: {len(value)} > maximum {meta['max']}")
+        enum = getattr(shape, "enum", None)
+        if enum and value not in enum:
+            close = difflib.get_close_matches(value, enum, n=3)
+            hint = f" (closest: {', '.join(close)})" if close else ""
+            problems.append(f"Invalid value for {path}: {value!r} is not one of {shape.name}{hint}")
+        if "pattern" in meta and not model_pattern(meta["pattern"]).fullmatch(value):
+            problems.append(f"Invalid value for {path}: {value!r} does not match {meta['pattern']}")
+    elif kind in ("integer", "long") and isinstance(value, int):
+        if "max" in meta and value > meta["max"]:
+            problems.append(f"Invalid value for {path}: {value} > maximum {meta['max']}")
+    elif kind == "structure" and isinstance(value, dict):
+        for name, member in shape.members.items():
+            if name in value:
+                problems += _constraint_problems(value[name], member, f"{path}.{name}")
+    elif kind == "list" and isinstance(value, list):
+        if "max" in meta and len(value) > meta["max"]:
+            problems.append(f"Invalid length for {path}: {len(value)} items > {meta['max']}")
+        for i, item in enumerate(value):
+            problems += _constraint_problems(item, shape.member, f"{path}[{i}]")
+    elif kind == "map" and isinstance(value, dict):
+        if "max" in meta and len(value) > meta["max"]:
+            problems.append(f"Invalid length for {path}: {len(value)} entries > {meta['max']}")
+        for key, item in value.items():
+            problems += _constraint_problems(key, shape.key, f"{path} key {key!r}")
+            problems += _constraint_problems(item, shape.value, f"{path}[{key!r}]")
+    return problems
+
+
+def _training_job_rules(request: dict[str, Any]) -> list[str]:
+    """CreateTrainingJob rules that live in SageMaker's documentation, not in its model."""
+    problems: list[str] = []
+    stopping = request.get("StoppingCondition") or {}
+    runtime, wait = stopping.get("MaxRuntimeInSeconds"), stopping.get("MaxWaitTimeInSeconds")
+    if request.get("EnableManagedSpotTraining"):
+        if wait is None:
+            problems.append(
+                "input.StoppingCondition.MaxWaitTimeInSeconds is required with "
+                "EnableManagedSpotTraining (the time to wait for spot capacity plus the runtime)"
+            )
+        elif isinstance(runtime, int) and isinstance(wait, int) and wait <= runtime:
+            problems.append(
+                f"input.StoppingCondition.MaxWaitTimeInSeconds={wait} must be above "
+                f"MaxRuntimeInSeconds={runtime} for managed spot training"
+            )
+    elif wait is not None:
+        problems.append(
+            "input.StoppingCondition.MaxWaitTimeInSeconds is only valid with "
+            "EnableManagedSpotTraining=true"
+        )
+    names = [c.get("ChannelName") for c in request.get("InputDataConfig") or []]
+    dupes = sorted({n for n in names if names.count(n) > 1 and n is not None})
+    if dupes:
+        problems.append(f"input.InputDataConfig: channel names {dupes} appear more than once")
+    return problems
+
+
+OPERATION_RULES: dict[tuple[str, str], Callable[[dict[str, Any]], list[str]]] = {
+    ("sagemaker", "CreateTrainingJob"): _training_job_rules,
+}
 
 
 def render_job_specs(
