@@ -110,10 +110,12 @@ def sfm(
 def _register_commands() -> None:
     # Commands defined beside their library; their heavy imports happen inside them.
     from splatbench.cloud.ingest_job_cli import ingest_command
+    from splatbench.cloud.remote_cli import remote_app
     from splatbench.report.diff_cli import diff_command
 
     app.command("ingest")(ingest_command)
     app.command("diff")(diff_command)
+    app.add_typer(remote_app, name="remote")
 
 
 _register_commands()
