@@ -90,6 +90,35 @@ def _headers_tag() -> str:
     return f"-DSPLATBENCH_HEADERS_{digest}"
 
 
+def staged_sources() -> list[Path]:
+    """The sources, copied to a path that depends only on their content.
+
+    torch's build files name the sources by absolute path, so the same sources in another
+    checkout (a SageMaker job's code channel, a test's project copy) would rebuild the
+    extension (about a minute) and evict the other checkout's build. Building from a
+    content-addressed copy lets every checkout with identical sources share one build.
+    """
+    import hashlib
+    import tempfile
+
+    files = sorted(p for p in CSRC.iterdir() if p.suffix in (".cpp", ".h"))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    root = extension_cache_dir().parent / f"{EXTENSION_NAME}_sources"
+    dest = root / digest.hexdigest()[:16]
+    if not dest.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+        for path in files:
+            shutil.copy2(path, tmp / path.name)
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # another process staged the same content first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [dest / s.name for s in SOURCES]
+
+
 def load_extension(verbose: bool = False) -> ModuleType:
     """Return the compiled rasterizer, building it on first use (about a minute on 2 cores).
 
@@ -106,7 +135,7 @@ def load_extension(verbose: bool = False) -> ModuleType:
             try:
                 _module = cpp_extension.load(
                     name=EXTENSION_NAME,
-                    sources=[str(s) for s in SOURCES],
+                    sources=[str(s) for s in staged_sources()],
                     extra_cflags=[*CFLAGS, _headers_tag()],
                     verbose=verbose,
                 )
