@@ -14,14 +14,13 @@ against ``--max-usd``. Only then is the code bundle uploaded and jobs submitted.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import subprocess
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -816,16 +815,6 @@ def jsonable(value: Any) -> Any:
 
 def dump_json(value: Any) -> str:
     return json.dumps(jsonable(value), indent=2, sort_keys=True)
-
-
-@contextlib.contextmanager
-def interrupted_hint(emit: Callable[[str], None], hint: str) -> Iterator[None]:
-    """On Ctrl-C, say that the jobs keep running and how to pick them up again."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        emit(f"interrupted: {hint}")
-        raise
 
 
 def launch(
