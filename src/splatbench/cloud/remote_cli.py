@@ -623,6 +623,12 @@ def fetch_command(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an experiment of that name.")
     ] = False,
+    data: Annotated[
+        bool,
+        typer.Option(
+            "--data", help="Also download its DVC outputs into the cache (for `dvc exp apply`)."
+        ),
+    ] = False,
     config: ConfigOpt = None,
     backend: BackendOpt = None,
     local_root: LocalRootOpt = None,
@@ -634,7 +640,8 @@ def fetch_command(
 
     The experiment is the job's commit with its dvc.lock, params.yaml, metrics, plots and
     report laid over it, on the commit the run was launched from. Its data stays in the DVC
-    remote: `dvc exp apply NAME && dvc pull`. Fetching again changes nothing.
+    remote unless --data; then `dvc exp apply NAME` checks it out. Fetching again changes
+    nothing.
     """
     from splatbench.cloud.fetch import fetch_job
 
@@ -645,14 +652,20 @@ def fetch_command(
     repo, base = _settings(config, **explicit)
     for job in jobs:
         client = _backend(_for_job(base, repo, job, explicit), repo)
-        result = fetch_job(repo, client, job, name=name, force=force)
+        result = fetch_job(repo, client, job, name=name, force=force, data=data)
         state = "fetched" if result.created else "already fetched"
         typer.echo(
             f"{job}: {state} as experiment {result.experiment} ({result.commit[:7]}, "
-            f"baseline {result.baseline[:7]}, {result.files} files)"
+            f"baseline {result.baseline[:7]}, {result.files} files"
+            + (f", {result.downloaded} outputs downloaded" if result.downloaded is not None else "")
+            + ")"
         )
-    typer.echo("compare: dvc exp show; splatbench diff; dvc metrics diff HEAD EXPERIMENT")
-    typer.echo("outputs: dvc exp apply EXPERIMENT && dvc pull")
+    typer.echo(
+        "compare: dvc exp show; splatbench diff EXPERIMENT; dvc metrics diff HEAD EXPERIMENT"
+    )
+    typer.echo(
+        "outputs: dvc exp apply EXPERIMENT (after fetch --data; without it, dvc pull after apply)"
+    )
 
 
 @remote_app.command("list")
