@@ -91,6 +91,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, repo_root: Path, seaweedfs: Se
     env = _env(seaweedfs, home)
     bucket = seaweedfs.make_bucket("e2e")
     project = home / "project"
+    project.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for name in PROJECT_FILES:
         src = repo_root / name

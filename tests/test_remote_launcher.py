@@ -23,12 +23,12 @@ from splatbench.cloud.remote import (
     RemoteError,
     Reporter,
     describe,
-    expand_sweep,
     follow,
     run_jobs,
     stop,
     tail,
 )
+from splatbench.cloud.remote_plan import expand_sweep
 from splatbench.cloud.sagemaker import build_training_request
 from splatbench.errors import ConfigError
 

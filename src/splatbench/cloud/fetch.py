@@ -29,7 +29,8 @@ from splatbench.cloud.contract import (
     JobSpec,
     params_sha256,
 )
-from splatbench.cloud.remote import Backend, RemoteError, describe, load_record
+from splatbench.cloud.remote import Backend, RemoteError, describe
+from splatbench.cloud.remote_state import load_record
 from splatbench.cloud.s3 import parse_s3_uri, s3_error
 from splatbench.cloud.sagemaker import JobLocation
 from splatbench.errors import ConfigError

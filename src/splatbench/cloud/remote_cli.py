@@ -120,7 +120,7 @@ def _settings(
 
 def _for_job(cfg: Any, repo: Path, job: str, explicit: dict[str, Any]) -> Any:
     """Settings for a recorded job: its backend/region unless given on the command line."""
-    from splatbench.cloud.remote import config_for_record, load_record
+    from splatbench.cloud.remote_state import config_for_record, load_record
 
     return config_for_record(cfg, load_record(repo, job)).with_options(**explicit)
 
@@ -181,7 +181,7 @@ def _policies(repo: Path, cfg: Any, caller: bool, trust: bool) -> dict[str, Any]
         trust_policy,
     )
     from splatbench.cloud.jobs import DATA_LOCATION_FILE, data_location
-    from splatbench.cloud.remote import dvc_remote_at
+    from splatbench.cloud.remote_plan import dvc_remote_at
     from splatbench.cloud.s3 import normalize_prefix, parse_s3_uri
     from splatbench.cloud.sagemaker import JobLocation
 
@@ -331,7 +331,8 @@ def run_command(
     per commit) and the jobs are submitted. Fetch results with `splatbench remote fetch JOB`.
     """
     from splatbench.cloud.costs import check_budget
-    from splatbench.cloud.remote import Reporter, launch, plan_run
+    from splatbench.cloud.remote import Reporter, launch
+    from splatbench.cloud.remote_plan import plan_run
     from splatbench.cloud.sagemaker import ecr_parts, parse_tags
 
     console = _console()
@@ -441,7 +442,8 @@ def resume_command(
     config: ConfigOpt = None,
 ) -> None:
     """Submit the jobs of an interrupted sweep that were never submitted, and wait for all."""
-    from splatbench.cloud.remote import Reporter, load_plan, record_for, run_jobs, save_record
+    from splatbench.cloud.remote import Reporter, run_jobs
+    from splatbench.cloud.remote_state import load_plan, record_for, save_record
 
     console = _console()
     repo, cfg = _settings(config, max_parallel=max_parallel)
@@ -681,7 +683,8 @@ def list_command(
     """Jobs submitted from this clone (newest first), with their current status."""
     from rich.table import Table
 
-    from splatbench.cloud.remote import describe, list_records
+    from splatbench.cloud.remote import describe
+    from splatbench.cloud.remote_state import list_records
 
     repo, base = _settings(config)
     records = [r for r in list_records(repo) if sweep is None or r.sweep == sweep][:last]
