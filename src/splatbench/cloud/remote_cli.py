@@ -15,8 +15,19 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from splatbench.errors import SplatbenchError
+
+
+class _Command(TyperCommand):
+    """Help in Markdown mode: the docstrings' wrapped paragraphs are reflowed (the root app's
+    rich mode, which a sub-app's commands inherit, keeps every source line break)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["rich_markup_mode"] = "markdown"
+        super().__init__(*args, **kwargs)
+
 
 remote_app = typer.Typer(
     help="Run pipeline targets and sweeps as AWS SageMaker training jobs (or locally, the same "
@@ -217,7 +228,7 @@ def _policies(repo: Path, cfg: Any, caller: bool, trust: bool) -> dict[str, Any]
     return launcher_policy(inputs) if caller else training_role_policy(inputs)
 
 
-@remote_app.command("run")
+@remote_app.command("run", cls=_Command)
 @_user_errors
 def run_command(
     targets: Annotated[
@@ -432,7 +443,7 @@ def run_command(
     raise typer.Exit(code=1)
 
 
-@remote_app.command("resume")
+@remote_app.command("resume", cls=_Command)
 @_user_errors
 def resume_command(
     sweep_id: Annotated[str, typer.Argument(help="Sweep id printed by `remote run --sweep`.")],
@@ -478,7 +489,7 @@ def resume_command(
         raise typer.Exit(code=1)
 
 
-@remote_app.command("status")
+@remote_app.command("status", cls=_Command)
 @_user_errors
 def status_command(
     jobs: Annotated[list[str], typer.Argument(help="Training job name(s).")],
@@ -560,7 +571,7 @@ def _status_text(desc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@remote_app.command("logs")
+@remote_app.command("logs", cls=_Command)
 @_user_errors
 def logs_command(
     job: Annotated[str, typer.Argument(help="Training job name.")],
@@ -589,7 +600,7 @@ def logs_command(
         raise typer.Exit(code=1)
 
 
-@remote_app.command("stop")
+@remote_app.command("stop", cls=_Command)
 @_user_errors
 def stop_command(
     jobs: Annotated[list[str], typer.Argument(help="Training job name(s).")],
@@ -615,10 +626,16 @@ def stop_command(
             typer.echo(f"{job}: stopping (was {before})")
 
 
-@remote_app.command("fetch")
+@remote_app.command("fetch", cls=_Command)
 @_user_errors
 def fetch_command(
-    jobs: Annotated[list[str], typer.Argument(help="Completed training job name(s).")],
+    jobs: Annotated[
+        list[str] | None, typer.Argument(help="Completed training job name(s).")
+    ] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option("--sweep", help="Every job of this sweep (unfinished ones are listed)."),
+    ] = None,
     name: Annotated[
         str | None, typer.Option("--name", "-n", help="Experiment name [default: the job's].")
     ] = None,
@@ -646,15 +663,33 @@ def fetch_command(
     nothing.
     """
     from splatbench.cloud.fetch import fetch_job
+    from splatbench.cloud.remote import RemoteError
+    from splatbench.cloud.remote_state import list_records
 
-    if name and len(jobs) > 1:
-        raise SplatbenchError("--name applies to one job", fix="fetch one job at a time")
     explicit = {"backend": backend, "local_root": local_root, "region": region,
                 "profile": profile, "endpoint_url": endpoint_url}  # fmt: skip
     repo, base = _settings(config, **explicit)
-    for job in jobs:
+    names = list(jobs or [])
+    if sweep:
+        names += [r.name for r in reversed(list_records(repo)) if r.sweep == sweep]
+        if not names:
+            raise SplatbenchError(f"no jobs of sweep {sweep!r} were submitted from this clone",
+                                  fix="check the id with `splatbench remote list`")  # fmt: skip
+    if not names:
+        raise SplatbenchError("no job given", fix="pass job names or --sweep ID")
+    if name and len(names) > 1:
+        raise SplatbenchError("--name applies to one job", fix="fetch one job at a time")
+    unfinished = []
+    for job in names:
         client = _backend(_for_job(base, repo, job, explicit), repo)
-        result = fetch_job(repo, client, job, name=name, force=force, data=data)
+        try:
+            result = fetch_job(repo, client, job, name=name, force=force, data=data)
+        except RemoteError as err:
+            if sweep is None:
+                raise
+            unfinished.append(job)
+            typer.echo(f"{job}: not fetched: {err.message}")
+            continue
         state = "fetched" if result.created else "already fetched"
         typer.echo(
             f"{job}: {state} as experiment {result.experiment} ({result.commit[:7]}, "
@@ -668,9 +703,11 @@ def fetch_command(
     typer.echo(
         "outputs: dvc exp apply EXPERIMENT (after fetch --data; without it, dvc pull after apply)"
     )
+    if unfinished:
+        raise typer.Exit(code=1)
 
 
-@remote_app.command("list")
+@remote_app.command("list", cls=_Command)
 @_user_errors
 def list_command(
     last: Annotated[int, typer.Option("--last", help="Show this many recent jobs.")] = 20,
@@ -711,7 +748,7 @@ def list_command(
     Console(highlight=False, width=200).print(table)
 
 
-@remote_app.command("iam-policy")
+@remote_app.command("iam-policy", cls=_Command)
 @_user_errors
 def iam_policy_command(
     caller: Annotated[
