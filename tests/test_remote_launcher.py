@@ -315,3 +315,29 @@ def test_costs_bound_the_bill() -> None:
     with pytest.raises(ConfigError, match=r"no price for ml\.p5\.48xlarge"):
         price_for("ml.p5.48xlarge", prices)
     assert price_for("ml.p5.48xlarge", prices, override=98.3) == 98.3
+
+
+def test_records_and_sweep_plans_round_trip(tmp_path: Any) -> None:
+    from splatbench.cloud.remote_config import RemoteConfig
+    from splatbench.cloud.remote_state import (
+        config_for_record,
+        list_records,
+        load_plan,
+        load_record,
+        record_for,
+        save_record,
+    )
+
+    cfg = RemoteConfig(backend="local", jobs_uri="s3://b/jobs", local_root="state")
+    request = _request("sb-s-1-261202-120000-0001")
+    record = record_for(request, cfg, baseline="f" * 40, sweep="grid-1")
+    save_record(tmp_path, record)
+    assert load_record(tmp_path, record.name) == record
+    assert load_record(tmp_path, "sb-unknown") is None
+    assert [r.name for r in list_records(tmp_path)] == [record.name]
+    assert record.experiment == "garden-1" and record.overrides == list(_spec().overrides)
+    # A later command finds the job's backend from its record (unless told otherwise).
+    later = config_for_record(RemoteConfig(), record)
+    assert (later.backend, later.local_root, later.jobs_uri) == ("local", "state", "s3://b/jobs")
+    with pytest.raises(ConfigError, match="no recorded sweep 'nope'"):
+        load_plan(tmp_path, "nope")
