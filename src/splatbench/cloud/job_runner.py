@@ -537,6 +537,9 @@ class JobRunner:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         env["SPLATBENCH_CHECKPOINT_DIR"] = str(self.paths.checkpoints)
         env["DVC_NO_ANALYTICS"] = "1"
+        # Bytecode caches in the checkout would change the hashes of src/ deps (for a project
+        # whose .dvcignore does not list them) and stop later jobs from pulling those stages.
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.env = env
         proc = subprocess.run(
