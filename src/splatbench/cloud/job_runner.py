@@ -272,6 +272,31 @@ def plan_stages(project: Path, targets: tuple[str, ...]) -> list[PlannedStage]:
         os.chdir(previous)
 
 
+def changed_files(project: Path) -> list[str]:
+    """Repo-relative paths git reports as added, modified or untracked (not ignored, not
+    deleted) in ``project``."""
+    out = subprocess.run(
+        ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"],
+        cwd=project,
+        capture_output=True,
+        check=True,
+    ).stdout.decode("utf-8", "surrogateescape")
+    entries = out.split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        status, path = entry[:2], entry[3:]
+        if "R" in status or "C" in status:
+            i += 1  # the entry after a rename or copy is its source path
+        if "D" not in status:
+            paths.append(path)
+    return sorted(paths)
+
+
 def default_remote(project: Path) -> str | None:
     """The DVC remote named as default in the committed ``.dvc/config``."""
     from dvc.config import Config
@@ -627,20 +652,20 @@ class JobRunner:
         return record
 
     def write_model(self, status: str) -> None:
+        """``/opt/ml/model``: what ``dvc exp run`` would commit, plus ``job.json``.
+
+        That is every file git sees as new or modified in the checkout (dvc.lock, params.yaml,
+        the ``cache: false`` outputs: metrics/, dvclive/, reports/; the .gitignore entries DVC
+        adds), at its repo-relative path. Cached outputs are in the DVC remote.
+        """
         model = self.paths.model
         model.mkdir(parents=True, exist_ok=True)
-        if self.project.is_dir():
-            for rel in ("dvc.lock", PARAMS_FILE):
-                if (self.project / rel).is_file():
-                    shutil.copy2(self.project / rel, model / rel)
-            for stage in self.plan:
-                for rel in stage.uncached_outs:
-                    src = self.project / rel
-                    if src.is_dir():
-                        shutil.copytree(src, model / rel, dirs_exist_ok=True)
-                    elif src.is_file():
-                        (model / rel).parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copy2(src, model / rel)
+        if (self.project / ".git").exists():
+            for rel in changed_files(self.project):
+                src = self.project / rel
+                if src.is_file():
+                    (model / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, model / rel)
         atomic_write_json(model / JOB_JSON, self.job_document(status))
 
     def job_document(self, status: str) -> dict[str, Any]:
