@@ -226,6 +226,13 @@ def test_fetch_in_another_clone_reads_the_commit_from_the_code_bundle(
     uri, uploaded = upload_code(s3, jobs, repo, code.commit)
     assert uploaded and uri == jobs.code_uri(code.commit)
     assert upload_code(s3, jobs, repo, code.commit) == (uri, False)  # content-addressed
+    # What the job does with it: a plain `git clone` of the bundle checks the commit out.
+    bundle = tmp_path / "code.bundle"
+    s3.download_file(jobs.bucket, jobs.code_key(code.commit, "code.bundle"), str(bundle))
+    _run(tmp_path, "git", "clone", "-q", str(bundle), str(tmp_path / "job"))
+    assert _run(tmp_path / "job", "git", "rev-parse", "HEAD").strip() == code.commit
+    assert "scale * 2.5" in (tmp_path / "job" / "make.py").read_text()
+    assert "splatbench-job" not in _run(repo, "git", "branch", "--all")
 
     other = tmp_path / "other"
     # file:// makes git transfer only what the branches reach (a local clone links all objects).

@@ -3,9 +3,11 @@
 The job runs one commit: ``HEAD`` of a clean tree, or, with uncommitted changes the user asked to
 send, a commit made by ``git stash create`` (it records the index and working tree of tracked
 files without touching either). Either commit is pinned by a ref under
-``refs/splatbench/code/`` so ``git gc`` keeps it, and sent as ``git bundle`` (full history, so
-the job needs no other remote) under a key named by the commit: a re-run of the same commit
-uploads nothing. ``remote fetch`` in another clone gets the commit back from the same bundle.
+``refs/splatbench/code/`` so ``git gc`` keeps it, and sent as a ``git bundle`` (full history, so
+the job needs no other remote; the commit is the bundle's ``HEAD`` and branch ``splatbench-job``,
+so ``git clone code.bundle`` checks it out) under a key named by the commit: a re-run of the
+same commit uploads nothing. ``remote fetch`` in another clone gets the commit back from the
+same bundle.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
 
 CODE_REF_PREFIX = "refs/splatbench/code/"
+#: The branch (and HEAD) a code bundle carries the job's commit on.
+BUNDLE_BRANCH = "splatbench-job"
 _MAX_LISTED = 10
 
 
@@ -162,9 +166,19 @@ def baseline_of(repo: Path, commit: str) -> str:
 
 
 def write_bundle(repo: Path, commit: str, dest: Path) -> Path:
-    """``git bundle create dest <pin ref>``: the commit with its history."""
-    ref = pin(repo, commit)
-    git(repo, "bundle", "create", str(dest), ref)
+    """A git bundle of ``commit`` with its history, cloneable and fetchable.
+
+    The commit is published as branch ``splatbench-job`` and ``HEAD`` of the bundle (through a
+    throw-away bare repository, so the user's clone gets no branch), so ``git clone BUNDLE``
+    checks it out and ``git fetch BUNDLE splatbench-job`` works alike.
+    """
+    pin(repo, commit)
+    with tempfile.TemporaryDirectory(prefix="splatbench-bundle-") as tmp:
+        bare = Path(tmp) / "code.git"
+        git(repo, "init", "--quiet", "--bare", str(bare))
+        git(repo, "push", "--quiet", str(bare), f"{commit}:refs/heads/{BUNDLE_BRANCH}")
+        git(bare, "symbolic-ref", "HEAD", f"refs/heads/{BUNDLE_BRANCH}")
+        git(bare, "bundle", "create", "--quiet", str(dest), "HEAD", f"refs/heads/{BUNDLE_BRANCH}")
     return dest
 
 
@@ -218,10 +232,11 @@ def ensure_commit(
                 s3.download_file(jobs.bucket, key, str(bundle))
             except Exception as exc:
                 raise S3Error(f"downloading s3://{jobs.bucket}/{key} failed: {exc}") from exc
-        ref = CODE_REF_PREFIX + commit
-        git(repo, "bundle", "verify", str(bundle))
-        git(repo, "fetch", "--quiet", str(bundle), f"{ref}:{ref}")
-    if not has_commit(repo, commit):
+        git(repo, "bundle", "verify", "--quiet", str(bundle))
+        git(repo, "fetch", "--quiet", str(bundle), f"refs/heads/{BUNDLE_BRANCH}")
+    if has_commit(repo, commit):
+        pin(repo, commit)  # FETCH_HEAD alone would not keep it from git gc
+    else:
         raise ConfigError(
             f"the code bundle s3://{jobs.bucket}/{key} does not contain {commit[:12]}",
             fix="the bundle was replaced; git fetch the branch the job was launched from",
