@@ -19,8 +19,9 @@ SageMaker layout (:class:`~splatbench.cloud.contract.SageMakerPaths`) the runner
    no DVC remote holds) is written under ``/opt/ml/checkpoints``, which SageMaker syncs to S3.
    A restarted spot job restores the journal, so finished stages (SfM) are pulled, not re-run,
    and training resumes from the trainer's checkpoint in the same directory;
-5. writes ``dvc.lock``, ``params.yaml``, the ``cache: false`` outputs (metrics/, dvclive/,
-   reports/) and ``job.json`` into ``/opt/ml/model``; on any error it writes
+5. writes what ``dvc exp run`` would commit (every file git sees as new or modified:
+   ``dvc.lock``, ``params.yaml``, the ``cache: false`` outputs metrics/, dvclive/, reports/)
+   and ``job.json`` into ``/opt/ml/model``; on any error it writes
    ``/opt/ml/output/failure`` (the failing stage, the error and the log tail; SageMaker shows
    its first 1024 characters as FailureReason) and exits non-zero.
 
@@ -661,7 +662,8 @@ class JobRunner:
         model = self.paths.model
         model.mkdir(parents=True, exist_ok=True)
         if (self.project / ".git").exists():
-            for rel in changed_files(self.project):
+            # params.yaml and dvc.lock always: fetch needs them even when they did not change.
+            for rel in sorted({"dvc.lock", PARAMS_FILE, *changed_files(self.project)}):
                 src = self.project / rel
                 if src.is_file():
                     (model / rel).parent.mkdir(parents=True, exist_ok=True)
