@@ -478,6 +478,7 @@ class JobRunner:
         self, args: list[str], *, kind: str, cwd: Path | None = None, stage: str | None = None
     ) -> tuple[int, list[str]]:
         """Run ``args``, streaming its output to the job log; ``(returncode, lines)``."""
+        self._check_signal()  # a signal that came between two commands stops the next one
         proc = subprocess.Popen(
             args,
             cwd=cwd or self.project,
