@@ -461,10 +461,7 @@ class JobRunner:
                     proc.send_signal(signal.SIGTERM)
             child.signalled = procs
         elif child.kind == "push":
-            # Finished work is being pushed: let it finish, within a bound.
-            timer = threading.Timer(PUSH_GRACE_S, _killpg, (child.proc.pid, signal.SIGKILL))
-            timer.daemon = True
-            timer.start()
+            _kill_later(child.proc.pid)  # finished work is being pushed: let it finish
         else:
             _killpg(child.proc.pid, signal.SIGTERM)
 
@@ -478,7 +475,8 @@ class JobRunner:
         self, args: list[str], *, kind: str, cwd: Path | None = None, stage: str | None = None
     ) -> tuple[int, list[str]]:
         """Run ``args``, streaming its output to the job log; ``(returncode, lines)``."""
-        self._check_signal()  # a signal that came between two commands stops the next one
+        if kind != "push":
+            self._check_signal()  # a signal that came between two commands stops the next one
         proc = subprocess.Popen(
             args,
             cwd=cwd or self.project,
@@ -493,6 +491,9 @@ class JobRunner:
         )
         child = _Child(proc, kind, stage)
         self.child = child
+        if kind == "push" and self.signum is not None:
+            # Signalled before the push began: push the finished stage anyway, within a bound.
+            _kill_later(proc.pid)
         lines: list[str] = []
         try:
             assert proc.stdout is not None
@@ -638,7 +639,7 @@ class JobRunner:
             stage=stage.address,
         )  # fmt: skip
         seconds = time.monotonic() - t0
-        if self.signum is not None:
+        if returncode != 0 and self.signum is not None:
             self.records.append(StageRecord(stage.address, "interrupted", round(seconds, 3)))
             self._check_signal()
         if returncode != 0:
@@ -649,7 +650,15 @@ class JobRunner:
         )
         self.records.append(record)
         if record.outcome == "ran":
-            self._dvc("push", stage.address, kind="push", stage=stage.address)
+            # Even after a SIGTERM: a finished stage is pushed (and then journaled), so a
+            # restart pulls it instead of running it again.
+            returncode, lines = self._run(
+                [sys.executable, "-m", "dvc", "push", stage.address],
+                kind="push",
+                stage=stage.address,
+            )
+            if returncode != 0:
+                raise StageFailed(f"{stage.address} (dvc push)", error_summary(lines), returncode)
             record.pushed = True
         return record
 
@@ -770,6 +779,12 @@ class JobRunner:
         self.write_failure(failure_text(summary, list(self.tail)))
         with contextlib.suppress(Exception):  # partial results help; never mask the failure
             self.write_model(status)
+
+
+def _kill_later(pid: int, seconds: float = PUSH_GRACE_S) -> None:
+    timer = threading.Timer(seconds, _killpg, (pid, signal.SIGKILL))
+    timer.daemon = True
+    timer.start()
 
 
 def _killpg(pid: int, sig: int) -> None:
