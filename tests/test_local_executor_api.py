@@ -207,3 +207,21 @@ def test_channel_paths_follow_sagemaker() -> None:
     assert channel_relative_path("data/one.csv", "data/one.csv") == "one.csv"
     assert channel_relative_path("data/", "data/sub/") is None  # a folder marker
     assert channel_relative_path("data/", "data/../etc/passwd") is None
+
+
+def test_cli_describes_and_refuses_to_interrupt_a_non_spot_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from splatbench.cloud.local_executor import main
+
+    _fake_job(tmp_path, "sb-cli", 0, status="Completed")
+    assert main(["describe", str(tmp_path), "sb-cli"]) == 0
+    desc = json.loads(capsys.readouterr().out)
+    assert desc["TrainingJobStatus"] == "Completed"
+    assert desc["ModelArtifacts"]["S3ModelArtifacts"] == (
+        "s3://bucket/output/sb-cli/output/model.tar.gz"
+    )
+    with pytest.raises(ClientError, match="not a managed spot training job"):
+        main(["interrupt", str(tmp_path), "sb-cli"])
+    with pytest.raises(ClientError, match="not in progress"):
+        main(["stop", str(tmp_path), "sb-cli"])
