@@ -258,3 +258,18 @@ def test_no_secret_reaches_records_logs_or_outputs(e2e: dict[str, Any]) -> None:
     texts = [e2e[k].stdout + e2e[k].stderr for k in ("dry", "status", "fetched")]
     places = [project / ".splatbench" / "remote", project / "metrics", project / "dvc.lock"]
     assert scan_for_secrets(places, texts) == []
+
+
+def test_stop_ends_a_running_job_as_stopped(e2e: dict[str, Any]) -> None:
+    project, env = e2e["project"], e2e["env"]
+    _git("checkout", "-q", "--", ".", cwd=project, env=env)
+    submitted = _sb("remote", "run", "train@blocks", "-S", "strategy.grow_grad2d=3e-4", "--no-wait",
+                    "--yes", "--jobs-uri", e2e["jobs_uri"], *e2e["remote"], cwd=project,
+                    env=env)  # fmt: skip
+    job = submitted.stdout.split()[0]
+    stopped = _sb("remote", "stop", job, cwd=project, env=env)
+    assert f"{job}: stopping" in stopped.stdout
+    status = _sb("remote", "status", job, "--wait", cwd=project, env=env, ok=(1,))
+    assert "Stopped" in status.stdout
+    again = _sb("remote", "stop", job, cwd=project, env=env)
+    assert "already Stopped" in again.stdout
