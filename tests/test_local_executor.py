@@ -9,8 +9,9 @@ Jobs, in order (later ones reuse what the first pushed):
 1. ``train@blocks``: ingest, SfM and training run; outputs pushed; model.tar.gz uploaded.
 2. a failing stage: FailureReason names the stage and the error.
 3. stop during training: SIGTERM, a checkpoint at once, status Stopped.
-4. managed spot: interrupted mid-training, restarted with checkpoints restored, resumes from the
-   checkpoint's step, and SfM is pulled, not re-run.
+4. managed spot, on the commit without a dvc.lock: SfM computed, then interrupted mid-training;
+   restarted with checkpoints (and the job's journal) restored, it pulls SfM instead of
+   re-running it and resumes training from the checkpoint's step.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def world(
         subprocess.run([*dvc, *args], cwd=project, check=True, capture_output=True)
     _git(project, "add", "-A")
     _git(project, "commit", "-qm", "project")
+    _git(project, "branch", "base")  # the commit without any dvc.lock
     return {
         "bucket": bucket,
         "project": project,
@@ -115,14 +117,15 @@ def _submit(
     targets: tuple[str, ...] = ("train@blocks",),
     overrides: tuple[str, ...] = (),
     spot: bool = False,
+    ref: str = "main",
     executor: LocalSageMaker | None = None,
 ) -> tuple[LocalSageMaker, dict[str, Any]]:
     project: Path = world["project"]
     bucket = world["bucket"]
-    commit = _git(project, "rev-parse", "HEAD")
+    commit = _git(project, "rev-parse", ref)
     bundle = project.parent / f"{commit}.bundle"
     if not bundle.exists():
-        _git(project, "bundle", "create", "-q", str(bundle), "HEAD", "main")
+        _git(project, "bundle", "create", "-q", str(bundle), ref)
         s3.client().upload_file(str(bundle), bucket, f"code/{commit}/code.bundle")
     spec = JobSpec(
         commit=commit,
@@ -371,8 +374,10 @@ def test_stop_checkpoints_and_stops(
 
 
 def test_spot_interruption_resumes_from_checkpoint_without_rerunning_sfm(
-    world: dict[str, Any], s3: SeaweedS3, warm_project: None
+    world: dict[str, Any], s3: SeaweedS3, first_job: dict[str, Any]
 ) -> None:
+    # The commit without a dvc.lock: the first attempt computes ingest and SfM itself, so only
+    # the job's own journal (in the checkpoint prefix) can tell the restart they are done.
     steps = 150
     sm, request = _submit(
         world,
@@ -380,6 +385,7 @@ def test_spot_interruption_resumes_from_checkpoint_without_rerunning_sfm(
         "sb-spot",
         overrides=(f"train.max_steps={steps}", "train.checkpoint_every=10"),
         spot=True,
+        ref="base",
     )
     _wait(sm, "sb-spot", lambda d: bool(_checkpoint_steps(s3, world["bucket"], "sb-spot")))
     sm.interrupt_spot(TrainingJobName="sb-spot")
@@ -388,8 +394,10 @@ def test_spot_interruption_resumes_from_checkpoint_without_rerunning_sfm(
     assert desc["TrainingJobStatus"] == "Completed", (desc, second[-3000:])
     statuses = [t["Status"] for t in desc["SecondaryStatusTransitions"]]
     assert statuses[statuses.index("Interrupted") + 1] == "Restarting"
+    assert "Running stage 'sfm@blocks'" in first
     interrupted = int(re.search(r"interrupted by SIGTERM after step (\d+)", first).group(1))
     # The restart pulled ingest and SfM and resumed training from the SIGTERM checkpoint.
+    assert "restart: finished before: ingest@blocks, sfm@blocks" in second
     assert "Pulling data for stage: 'sfm@blocks'" in second
     assert "Running stage 'sfm@blocks'" not in second
     assert "Running stage 'ingest@blocks'" not in second
