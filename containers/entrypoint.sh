@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# One entrypoint for local `docker run` and AWS SageMaker.
+# One entrypoint for local `docker run` and AWS SageMaker (PID 1 is tini, which forwards signals).
 #   repro [STAGE...]        dvc repro (the default)
 #   exp   [-S k=v ...]      dvc exp run with parameter overrides
-#   train                   what SageMaker runs for a training job: dvc repro, then copy
-#                           metrics and reports to /opt/ml/model (SageMaker uploads that folder)
+#   train                   what SageMaker runs for a training job: the job runner
+#                           (splatbench.cloud.job_runner) checks out the `code` channel's commit,
+#                           composes params.yaml with the job's overrides, pulls/reproduces/pushes
+#                           the targets stage by stage and fills /opt/ml/model; see its docstring
 #   splatbench ARGS...      the splatbench CLI
 #   info                    versions and devices
-# SageMaker invokes the image as `<image> train`; the working tree is the image's copy of the
-# repo, or /opt/ml/input/data/code when a `code` channel is given.
+# Commands other than `train` run in the image's copy of the project ($SPLATBENCH_HOME).
 set -euo pipefail
 
-repo="${SPLATBENCH_HOME:-$(cd "$(dirname "$0")/.." && pwd)}"
-if [[ -d /opt/ml/input/data/code ]]; then
-  repo=/opt/ml/input/data/code
+cmd="${1:-repro}"
+[[ $# -gt 0 ]] && shift
+
+if [[ "$cmd" == "train" ]]; then
+  # exec: the runner becomes tini's child and receives SIGTERM (stop, spot interruption)
+  # directly; it forwards it to the running stage. The job's code comes from its code
+  # channel, so nothing below (the image's copy, its git snapshot) applies.
+  exec python -m splatbench.cloud.job_runner "$@"
 fi
+
+repo="${SPLATBENCH_HOME:-$(cd "$(dirname "$0")/.." && pwd)}"
 cd "$repo"
 
 # DVC needs a git repo for its lock file and experiments; images carry no .git.
@@ -23,11 +31,9 @@ if [[ ! -d .git ]] && ! git rev-parse --git-dir >/dev/null 2>&1; then
   git -c user.name=splatbench -c user.email=splatbench@localhost commit -qm "image snapshot" || true
 fi
 
-cmd="${1:-repro}"
-[[ $# -gt 0 ]] && shift
 # Record what the `auto` backend means on this machine (hardware.yaml, a DVC param of train and
-# evaluate) before DVC decides what to re-run.
-if [[ "$cmd" == repro || "$cmd" == exp || "$cmd" == train ]]; then
+# evaluate) before DVC decides what to re-run. (`train` does this in the job's own checkout.)
+if [[ "$cmd" == repro || "$cmd" == exp ]]; then
   splatbench hardware
 fi
 case "$cmd" in
@@ -36,21 +42,6 @@ case "$cmd" in
     ;;
   exp)
     exec dvc exp run "$@"
-    ;;
-  train)
-    # SageMaker syncs /opt/ml/checkpoints to S3 and restores it when a spot job restarts, so
-    # an interrupted training resumes from its last checkpoint.
-    export SPLATBENCH_CHECKPOINT_DIR="${SPLATBENCH_CHECKPOINT_DIR:-/opt/ml/checkpoints}"
-    dvc repro "$@"
-    model_dir="${SM_MODEL_DIR:-/opt/ml/model}"
-    mkdir -p "$model_dir"
-    for out in metrics reports data/splats data/compressed; do
-      if [[ -d "$out" ]]; then
-        mkdir -p "$model_dir/$(dirname "$out")"
-        cp -r "$out" "$model_dir/$out"
-      fi
-    done
-    exit 0
     ;;
   splatbench)
     exec splatbench "$@"

@@ -14,6 +14,7 @@ from splatbench.fsutil import atomic_write_json, sha256_file
 from splatbench.hardware import check_hardware
 from splatbench.params import load_params
 from splatbench.train.config import configs_from_params
+from splatbench.train.interrupt import INTERRUPTED_EXIT_CODE, StopOnSignal, TrainingInterrupted
 from splatbench.train.scene import train_scene
 
 # SageMaker jobs set this to /opt/ml/checkpoints, which it syncs to S3 and restores on restart.
@@ -44,16 +45,23 @@ def main(argv: list[str] | None = None) -> None:
     sfm_dir = Path("data/sfm") / args.scene
     root = Path(os.environ.get(CHECKPOINT_ROOT_ENV) or DEFAULT_CHECKPOINT_ROOT)
     ckpt_dir = checkpoint_dir_for(root, args.scene, params, sfm_dir)
-    metrics = train_scene(
-        sfm_dir,
-        Path("data/splats") / args.scene,
-        train_cfg,
-        strategy_cfg,
-        early_stop_cfg,
-        checkpoint_dir=ckpt_dir,
-        live_dir=Path("dvclive") / args.scene,
-        progress=sys.stderr.isatty(),
-    )
+    # SIGTERM (SageMaker stop / spot interruption): checkpoint at once, exit 143; a rerun resumes.
+    try:
+        with StopOnSignal() as stop:
+            metrics = train_scene(
+                sfm_dir,
+                Path("data/splats") / args.scene,
+                train_cfg,
+                strategy_cfg,
+                early_stop_cfg,
+                checkpoint_dir=ckpt_dir,
+                live_dir=Path("dvclive") / args.scene,
+                progress=sys.stderr.isatty(),
+                should_stop=stop,
+            )
+    except TrainingInterrupted as exc:
+        print(f"{exc}; checkpoints in {ckpt_dir}", file=sys.stderr, flush=True)
+        sys.exit(INTERRUPTED_EXIT_CODE)
     atomic_write_json(Path("metrics") / args.scene / "train.json", {"scene": args.scene, **metrics})
     for warning in metrics.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)

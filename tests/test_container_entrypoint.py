@@ -49,3 +49,29 @@ def test_repro_records_the_hardware_first(tmp_path: Path) -> None:
     proc = _run("repro", repo=tmp_path)
     assert "hardware.yaml: auto -> " in proc.stdout, proc.stdout + proc.stderr
     assert "auto_backend: " in (tmp_path / "hardware.yaml").read_text()
+
+
+def test_train_execs_the_job_runner_which_explains_a_missing_job(tmp_path: Path) -> None:
+    # `train` is SageMaker's command: the job runner replaces the shell (exec, so it is PID 1's
+    # child under tini and receives SIGTERM); outside a job it fails with a failure file.
+    env = dict(os.environ, SPLATBENCH_SM_ROOT=str(tmp_path))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    proc = subprocess.run(
+        ["bash", str(ENTRYPOINT), "train"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "not a SageMaker training job" in failure
+    assert (tmp_path / "model" / "job.json").is_file()
+
+
+def test_entrypoint_is_executable_in_git(repo_root: Path) -> None:
+    # A non-executable entrypoint fails every SageMaker job with exit code 127.
+    out = subprocess.run(
+        ["git", "ls-files", "-s", "containers/entrypoint.sh"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.startswith("100755 "), out

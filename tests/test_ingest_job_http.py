@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from s3_fixture import make_scene_payload, zip_dir
 
+from splatbench.cloud.ingest_job import IngestJobConfig, run_ingest_job
 from splatbench.errors import SourceError
 from splatbench.ingest.http_source import HttpSettings, HttpSource
-from splatbench.ingest.job import IngestJobConfig, run_ingest_job
 from splatbench.ingest.sources import resolve_source
 
 FAST = HttpSettings(attempts=4, backoff_seconds=0.01, max_wait_seconds=0.05, timeout_seconds=10)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from splatbench.cloud.iam import PolicyOptions, ingest_job_policy
 from splatbench.cloud.jobs import (
     BATCH_FILENAME,
+    DATA_LOCATION_FILE,
     SAGEMAKER_FILENAME,
     IngestJobSpec,
     batch_job_definition,
@@ -28,10 +29,15 @@ from splatbench.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = REPO / "containers" / "jobs"
+DATA_CONF = REPO / DATA_LOCATION_FILE
+
+
+def _spec(**fields: object) -> IngestJobSpec:
+    return IngestJobSpec.from_conf(DATA_CONF, **fields)
 
 
 def test_checked_in_specs_are_current_and_valid(tmp_path: Path) -> None:
-    render_job_specs(tmp_path)
+    render_job_specs(tmp_path, conf_file=DATA_CONF)
     for name in (BATCH_FILENAME, SAGEMAKER_FILENAME):
         assert json.loads((JOBS / name).read_text()) == json.loads((tmp_path / name).read_text()), (
             f"containers/jobs/{name} is stale: python -m splatbench.cloud.jobs containers/jobs"
@@ -44,8 +50,48 @@ def test_checked_in_specs_are_current_and_valid(tmp_path: Path) -> None:
     )
 
 
+def test_job_specs_and_benchmarks_name_one_data_location(tmp_path: Path) -> None:
+    """The benchmark configs and the ingestion job read the same bucket/prefix file."""
+    import sys
+
+    import yaml
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from compose_params import compose
+
+    spec = _spec()
+    batch_env = {
+        e["name"]: e["value"]
+        for e in json.loads((JOBS / BATCH_FILENAME).read_text())["containerProperties"][
+            "environment"
+        ]
+    }
+    processing_env = json.loads((JOBS / SAGEMAKER_FILENAME).read_text())["Environment"]
+    for env in (batch_env, processing_env):
+        assert (env["BENCHMARK_BUCKET"], env["BENCHMARK_PREFIX"]) == (spec.bucket, spec.prefix)
+    for benchmark in ("mipnerf360", "tandt", "db"):
+        out = tmp_path / f"{benchmark}.yaml"
+        compose(out, [f"benchmark={benchmark}"], root=REPO)
+        data = yaml.safe_load(out.read_text())["benchmark"]["data"]
+        assert (data["bucket"], data["prefix"]) == (spec.bucket, spec.prefix), benchmark
+    # Overriding it on the command line still works (the run reads params, not the file).
+    out = tmp_path / "override.yaml"
+    compose(out, ["benchmark=mipnerf360", "benchmark.data.bucket=other-bucket"], root=REPO)
+    settings = yaml.safe_load(out.read_text())["benchmark"]["scene_defaults"]
+    assert settings["source"].startswith(f"s3://other-bucket/{spec.prefix}/raw/")
+
+
+def test_data_location_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        IngestJobSpec.from_conf(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("prefix: v1\n")
+    with pytest.raises(ConfigError, match="bucket"):
+        IngestJobSpec.from_conf(bad)
+
+
 def test_batch_sizing_matches_the_issue() -> None:
-    body = batch_job_definition(IngestJobSpec())
+    body = batch_job_definition(_spec())
     props = body["containerProperties"]
     assert {r["type"]: r["value"] for r in props["resourceRequirements"]} == {
         "VCPU": "2",
@@ -58,14 +104,14 @@ def test_batch_sizing_matches_the_issue() -> None:
 
 
 def test_sagemaker_sizing_matches_the_issue() -> None:
-    body = sagemaker_processing_job(IngestJobSpec())
+    body = sagemaker_processing_job(_spec())
     cluster = body["ProcessingResources"]["ClusterConfig"]
     assert (cluster["InstanceType"], cluster["VolumeSizeInGB"]) == ("ml.m5.large", 50)
     assert body["StoppingCondition"]["MaxRuntimeInSeconds"] == 3600
 
 
 def test_missing_s3_input_mode_fails_validation() -> None:
-    body = copy.deepcopy(sagemaker_processing_job(IngestJobSpec()))
+    body = copy.deepcopy(sagemaker_processing_job(_spec()))
     validate_request("sagemaker", "CreateProcessingJob", body)
     del body["ProcessingInputs"][0]["S3Input"]["S3InputMode"]
     with pytest.raises(ConfigError, match="S3InputMode"):
@@ -92,7 +138,7 @@ def test_missing_s3_input_mode_fails_validation() -> None:
     ],
 )
 def test_validation_catches_broken_requests(service, operation, mutate, needle) -> None:  # type: ignore[no-untyped-def]
-    spec = IngestJobSpec()
+    spec = _spec()
     body = batch_job_definition(spec) if service == "batch" else sagemaker_processing_job(spec)
     mutate(body)
     with pytest.raises(ConfigError, match=needle):
@@ -101,7 +147,7 @@ def test_validation_catches_broken_requests(service, operation, mutate, needle) 
 
 def test_bad_spec_values_are_refused() -> None:
     with pytest.raises(ConfigError, match="storage_gib"):
-        batch_job_definition(IngestJobSpec(storage_gib=10))
+        batch_job_definition(_spec(storage_gib=10))
 
 
 def test_entrypoint_is_executable() -> None:
@@ -139,7 +185,7 @@ def test_iam_policy_is_least_privilege() -> None:
 def _app():  # type: ignore[no-untyped-def]
     import typer
 
-    from splatbench.ingest.job_cli import ingest_command
+    from splatbench.cloud.ingest_job_cli import ingest_command
 
     app = typer.Typer()
     app.command()(ingest_command)

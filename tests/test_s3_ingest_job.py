@@ -17,10 +17,10 @@ from s3_fixture import (
     zip_dir,
 )
 
+from splatbench.cloud.ingest_job import IngestJobConfig, run_ingest_job
 from splatbench.cloud.s3 import S3Error, S3Settings, VerificationError
 from splatbench.cloud.transfer import MIB, TransferEvent, TransferSettings
 from splatbench.errors import SourceError
-from splatbench.ingest.job import IngestJobConfig, run_ingest_job
 from splatbench.ingest.manifest import MANIFEST_SCHEMA_VERSION, validate_manifest
 from splatbench.ingest.sources import resolve_source
 

@@ -9,9 +9,9 @@ import pytest
 import s3_fixture
 from s3_fixture import SeaweedS3, make_scene_payload
 
+from splatbench.cloud.ingest_job import IngestJobConfig, run_ingest_job
 from splatbench.cloud.s3 import S3Settings, VerificationError
 from splatbench.errors import SourceError
-from splatbench.ingest.job import IngestJobConfig, run_ingest_job
 from splatbench.ingest.pipeline import ingest_scene
 from splatbench.ingest.s3_source import S3Source
 from splatbench.ingest.sources import resolve_source

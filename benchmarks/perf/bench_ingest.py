@@ -73,7 +73,7 @@ def _phase(args: argparse.Namespace) -> dict[str, Any]:
         for path in sorted(p for p in scene.rglob("*") if p.is_file()):
             client.upload_file(str(path), args.bucket, f"baseline/{path.relative_to(scene)}")
     else:
-        from splatbench.ingest.job import IngestJobConfig, run_ingest_job
+        from splatbench.cloud.ingest_job import IngestJobConfig, run_ingest_job
 
         result = run_ingest_job(
             IngestJobConfig(

@@ -109,8 +109,9 @@ def sfm(
 
 def _register_commands() -> None:
     # Commands defined beside their library; their heavy imports happen inside them.
+    from splatbench.cloud.ingest_job_cli import ingest_command
+    from splatbench.cloud.remote_cli import remote_app
     from splatbench.hardware_cli import hardware_command
-    from splatbench.ingest.job_cli import ingest_command
     from splatbench.metrics.weights_cli import weights_app
     from splatbench.report.diff_cli import diff_command
 
@@ -118,6 +119,7 @@ def _register_commands() -> None:
     app.command("diff")(diff_command)
     app.add_typer(weights_app, name="weights")
     app.command("hardware")(hardware_command)
+    app.add_typer(remote_app, name="remote")
 
 
 _register_commands()

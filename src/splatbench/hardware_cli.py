@@ -16,8 +16,10 @@ def hardware_command(
         bool, typer.Option("--check", help="Only compare; exit 1 when the file differs.")
     ] = False,
 ) -> None:
-    """Write hardware.yaml: the backend `auto` resolves to here (gsplat on CUDA when its
-    kernels work, else torch on CPU) and the device kind.
+    """Write hardware.yaml: what the `auto` backend resolves to on this machine.
+
+    `auto` is gsplat on CUDA when its kernels work, else torch on CPU; the file records that
+    backend and the device kind.
 
     The train and evaluate stages list this file as DVC params, so running this on other
     hardware makes `dvc repro` re-run them there; on the same machine the file is left

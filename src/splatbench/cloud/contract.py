@@ -20,10 +20,12 @@ tests use a temporary directory).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,3 +214,71 @@ def _json_strings(values: Mapping[str, str], name: str) -> tuple[str, ...]:
             fix='encode it as a JSON array of strings, e.g. ["train@garden"]',
         )
     return tuple(items)
+
+
+PARAMS_FILE = "params.yaml"
+
+
+def compose_params(project_dir: Path, overrides: Sequence[str]) -> str:
+    """The ``params.yaml`` text that ``dvc exp run -S OVERRIDE...`` writes in ``project_dir``.
+
+    Follows DVC's own code path (``dvc.repo.experiments.queue.base._update_params``): with
+    ``[hydra] enabled`` in the project's ``.dvc/config`` it composes ``conf/`` afresh through
+    ``dvc.utils.hydra.compose_and_dump``; otherwise it applies the overrides to the committed
+    ``params.yaml`` with ``apply_overrides``. Only the repo-level DVC config is read (the
+    job sees only committed files). The launcher calls this on the job's commit and the
+    container on its checkout; both hash the result with :func:`params_sha256`.
+
+    Raises:
+        ConfigError: an override targets another file (``file.yaml:key=value``), or Hydra
+            rejects an override (the message names it).
+    """
+    from dvc.config import Config
+    from dvc.exceptions import DvcException
+    from dvc.utils.hydra import apply_overrides, compose_and_dump
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    project_dir = Path(project_dir).resolve()
+    for item in overrides:
+        if ":" in item.partition("=")[0]:
+            raise ConfigError(
+                f"override {item!r} targets another parameter file",
+                fix=f"remote runs take overrides of {PARAMS_FILE} only (drop the 'file:' part)",
+            )
+    hydra = dict(
+        Config(dvc_dir=str(project_dir / ".dvc"), validate=False).load_one("repo").get("hydra", {})
+    )
+    with tempfile.TemporaryDirectory(prefix="splatbench-params-") as tmp:
+        out = Path(tmp) / PARAMS_FILE
+        try:
+            if hydra.get("enabled"):
+                module = hydra.get("config_module")
+                compose_and_dump(
+                    out,
+                    None if module else str(project_dir / hydra.get("config_dir", "conf")),
+                    module,
+                    hydra.get("config_name", "config"),
+                    str(project_dir / hydra.get("plugins_path", "")),
+                    list(overrides),
+                )
+            else:
+                source = project_dir / PARAMS_FILE
+                out.write_bytes(source.read_bytes() if source.is_file() else b"")
+                apply_overrides(out, list(overrides))
+        except (
+            DvcException,
+            HydraException,
+            MissingConfigException,
+            OmegaConfBaseException,
+        ) as exc:
+            raise ConfigError(
+                f"cannot compose {PARAMS_FILE} with overrides {list(overrides)}: {exc}",
+                fix="check each -S KEY=VALUE against conf/ (Hydra override syntax)",
+            ) from exc
+        return out.read_text(encoding="utf-8")
+
+
+def params_sha256(text: str) -> str:
+    """The :attr:`JobSpec.params_sha256` of a composed ``params.yaml`` text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

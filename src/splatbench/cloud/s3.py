@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from splatbench.errors import SplatbenchError
-from splatbench.ingest.sources import redact_uri
+from splatbench.uri import redact_uri, redact_uris_in
 
 if TYPE_CHECKING:  # boto3 is optional at import time
     from botocore.client import BaseClient
@@ -54,7 +54,7 @@ def scrub(text: str) -> str:
     for secret in secrets:
         text = text.replace(secret, _REDACTED)
     # URIs embedded in free text (botocore error strings): redact each one.
-    return re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", lambda m: redact_uri(m.group(0)), text)
+    return redact_uris_in(text)
 
 
 class SecretScrubFilter(logging.Filter):

@@ -77,7 +77,7 @@ def _source_names() -> str:
 
 def _safe_cache_dir() -> str:
     try:
-        return str(extension_cache_dir())
+        return str(staged_build()[0])
     except Exception:  # the error message must not fail itself
         return "$TORCH_EXTENSIONS_DIR or ~/.cache/torch_extensions"
 
@@ -88,6 +88,37 @@ def _headers_tag() -> str:
 
     digest = hashlib.sha1(b"".join(h.read_bytes() for h in HEADERS)).hexdigest()[:12]
     return f"-DSPLATBENCH_HEADERS_{digest}"
+
+
+def staged_build() -> tuple[Path, list[Path]]:
+    """``(build directory, sources)``: a copy of the sources in a directory named by their content.
+
+    torch's build files name the sources by absolute path, and its default build directory by
+    the extension's name only. The same sources in another checkout (a SageMaker job's code
+    channel, a test's project copy, another clone) would rebuild the extension (about a
+    minute), and different sources would evict each other's build. Keyed by content, every
+    checkout with identical sources shares one build and other versions keep their own.
+    """
+    import hashlib
+    import tempfile
+
+    files = sorted(p for p in CSRC.iterdir() if p.suffix in (".cpp", ".h"))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    root = extension_cache_dir().parent
+    build = root / f"{EXTENSION_NAME}-{digest.hexdigest()[:16]}"
+    sources = build / "src"
+    if not sources.is_dir():
+        build.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".src-", dir=build))
+        for path in files:
+            shutil.copy2(path, tmp / path.name)
+        try:
+            os.replace(tmp, sources)
+        except OSError:  # another process staged the same content first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return build, [sources / s.name for s in SOURCES]
 
 
 def load_extension(verbose: bool = False) -> ModuleType:
@@ -104,9 +135,11 @@ def load_extension(verbose: bool = False) -> ModuleType:
             from torch.utils import cpp_extension
 
             try:
+                build, sources = staged_build()
                 _module = cpp_extension.load(
                     name=EXTENSION_NAME,
-                    sources=[str(s) for s in SOURCES],
+                    sources=[str(s) for s in sources],
+                    build_directory=str(build),
                     extra_cflags=[*CFLAGS, _headers_tag()],
                     verbose=verbose,
                 )

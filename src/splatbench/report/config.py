@@ -62,8 +62,17 @@ class RegressionRule:
                 )
 
 
+# Mirrors conf/report/default.yaml (a test checks they agree); see its comment for the source.
 DEFAULT_PRICES: dict[str, float] = {
     "ml.g4dn.xlarge": 0.736,
+    "ml.g4dn.2xlarge": 0.94,
+    "ml.g4dn.4xlarge": 1.505,
+    "ml.g5.xlarge": 1.408,
+    "ml.g5.2xlarge": 1.515,
+    "ml.g5.4xlarge": 2.03,
+    "ml.g5.8xlarge": 3.06,
+    "ml.p3.2xlarge": 3.825,
+    "ml.m5.large": 0.115,
     "ml.c6i.2xlarge": 0.34,
     "ml.c6i.4xlarge": 0.68,
 }

@@ -49,6 +49,7 @@ from splatbench.train.config import (
 from splatbench.train.diagnostics import summarize
 from splatbench.train.early_stop import EarlyStopper, validation_indices
 from splatbench.train.errors import NonFiniteError, TrainingOOMError
+from splatbench.train.interrupt import TrainingInterrupted
 from splatbench.train.losses import photometric_loss, psnr
 from splatbench.train.monitor import CurveLogger, ProgressBar
 from splatbench.train.strategies import FixedDefaultStrategy, build_strategy
@@ -375,6 +376,7 @@ def train(
     checkpoint_dir: Path | None = None,
     live_dir: Path | None = None,
     progress: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train Gaussians on the training ``views``.
 
@@ -389,6 +391,9 @@ def train(
             end; when it holds one, training resumes from the newest. ``None``: no checkpoints.
         live_dir: DVCLive directory for curves; ``None`` disables them.
         progress: show a progress bar (only on a terminal).
+        should_stop: polled after every step; when it returns True a checkpoint is written at
+            once and :class:`~splatbench.train.interrupt.TrainingInterrupted` is raised
+            (:class:`~splatbench.train.interrupt.StopOnSignal` turns SIGTERM into this).
 
     Raises:
         NonFiniteError: NaN/inf loss or parameter (names the step and the tensor).
@@ -554,6 +559,9 @@ def train(
                     break
                 if steps_done % cfg.checkpoint_every == 0:
                     checkpoint(done=False)
+                if should_stop is not None and should_stop():  # SIGTERM: save now, then stop
+                    checkpoint(done=False)
+                    raise TrainingInterrupted(steps_done)
             if not finished:
                 checkpoint(done=True)
     except (*_OOM_TYPES, RuntimeError) as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ def train_scene(
     progress: bool = False,
     device: torch.device | str | None = None,
     rasterize_fn: RasterizeFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Train the scene in ``sfm_dir`` (``data/sfm/<scene>/``) and write its outputs.
 
@@ -69,6 +71,7 @@ def train_scene(
         progress: progress bar on a terminal.
         device: default CUDA when available (and always for the gsplat backend), else CPU.
         rasterize_fn: rasterizer override (tests); default ``splatbench.render.rasterize``.
+        should_stop: polled after every step (see :func:`splatbench.train.loop.train`).
 
     Returns:
         Metrics for ``metrics/<scene>/train.json`` (JSON-safe): ``steps`` (optimizer steps
@@ -102,6 +105,7 @@ def train_scene(
         views, splats, train_cfg, strategy_cfg, early_stop_cfg,
         scene_scale=scale, device=device, backend=backend, rasterize_fn=rasterize_fn,
         checkpoint_dir=checkpoint_dir, live_dir=live_dir, progress=progress,
+        should_stop=should_stop,
     )  # fmt: skip
 
     if rasterize_fn is None:

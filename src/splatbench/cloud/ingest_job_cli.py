@@ -3,7 +3,7 @@
 Register in ``splatbench/cli.py`` (replacing the old ``ingest`` command, whose behaviour this
 keeps when a positional SOURCE is given)::
 
-    from splatbench.ingest.job_cli import ingest_command
+    from splatbench.cloud.ingest_job_cli import ingest_command
     app.command("ingest")(ingest_command)
 
 Job form (each option also read from the environment variable named in ``--help``)::
@@ -207,8 +207,8 @@ def _job(
     run_id: str | None,
     as_json: bool,
 ) -> None:
+    from splatbench.cloud.ingest_job import IngestJobConfig, run_ingest_job
     from splatbench.cloud.s3 import S3Settings
-    from splatbench.ingest.job import IngestJobConfig, run_ingest_job
 
     _require(dataset, "--dataset", "BENCH_DATASET")
     _require(scene, "--scene", "BENCH_SCENE")
@@ -260,7 +260,7 @@ def _job(
 
 
 def _standalone() -> None:
-    """``python -m splatbench.ingest.job_cli``: the command without the rest of the CLI."""
+    """``python -m splatbench.cloud.ingest_job_cli``: the command without the rest of the CLI."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(ingest_command)
     app()

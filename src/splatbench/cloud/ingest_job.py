@@ -77,7 +77,7 @@ from splatbench.ingest.sources import Source, resolve_source
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-log = logging.getLogger("splatbench.ingest.job")
+log = logging.getLogger("splatbench.cloud.ingest_job")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ARCHIVER_NOISE = frozenset({"__MACOSX"})
