@@ -511,7 +511,9 @@ def plot_quality_vs_size(report: Mapping[str, Any], path: Path) -> None:
     handles = [
         ax.plot([], [], m, color=c, label=label)[0]
         for label, (c, m) in zip(
-            ("input", "our codec", "our SOG/SPZ exports", "splat-transform"), style.values()
+            ("input", "our codec", "our SOG/SPZ exports", "splat-transform"),
+            style.values(),
+            strict=True,
         )
     ]
     ax.legend(handles=handles, fontsize=7, loc="lower right")

@@ -87,8 +87,9 @@ class SpzConfig:
     """Settings of the SPZ writer (the ``export.spz`` params section).
 
     Attributes:
-        version: 4 (zstd streams, current), 3 (gzip, smallest-three rotations) or 2 (gzip,
-            first-three rotations) for older readers.
+        version: 3 (default: one gzip stream, smallest-three rotations; every SPZ reader
+            reads it, e.g. Spark 2.2 rejects version 4), 4 (zstd streams, the current spec
+            version) or 2 (gzip, first-three rotations).
         sh1_bits: bits kept of each 8-bit degree-1 SH coefficient (1..8; reference default 5).
         sh_rest_bits: bits kept of the degree-2 and 3 coefficients (1..8; reference default 4).
         fractional_bits: fixed-point fraction bits of positions (reference: 12, about 0.25 mm
@@ -98,7 +99,7 @@ class SpzConfig:
         sort: ``morton`` (3D Z-order of positions; smaller files) or ``none`` (input order).
     """
 
-    version: int = LATEST_VERSION
+    version: int = 3
     sh1_bits: int = 5
     sh_rest_bits: int = 4
     fractional_bits: int = 12
