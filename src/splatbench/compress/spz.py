@@ -235,8 +235,9 @@ def pack_rotations_first_three(quats_xyzw: np.ndarray) -> np.ndarray:
 
 
 def unpack_rotations_first_three(data: np.ndarray) -> np.ndarray:
-    xyz = data.astype(np.float32) / np.float32(127.5) - np.float32(1)
-    w = np.sqrt(np.maximum(np.float32(0), 1 - (xyz * xyz).sum(1)))
+    # float64, then float32: w = sqrt(1 - |xyz|^2) amplifies rounding where w is near 0.
+    xyz = data.astype(np.float64) / 127.5 - 1
+    w = np.sqrt(np.maximum(0.0, 1 - (xyz * xyz).sum(1)))
     return np.concatenate([xyz, w[:, None]], axis=1).astype(np.float32)
 
 
@@ -302,7 +303,7 @@ def encode_spz(splats: Mapping[str, Tensor], cfg: SpzConfig | None = None) -> Sp
     fb = _fractional_bits(means, cfg.fractional_bits)
 
     fixed = _round_away(means * np.float32(1 << fb)).astype(np.int64)
-    pos = (fixed & 0xFFFFFF).astype("<u4").view(np.uint8).reshape(n, 3, 4)[:, :, :3]
+    pos = (fixed & 0xFFFFFF).astype("<u4").view(np.uint8).reshape(-1, 3, 4)[:, :, :3]
     streams: dict[str, bytes] = {"positions": np.ascontiguousarray(pos).tobytes()}
     streams["alphas"] = _to_u8(_sigmoid(host("opacities")[idx]) * np.float32(255)).tobytes()
     sh0 = host("sh0").reshape(n, 3)[idx]
@@ -320,7 +321,7 @@ def encode_spz(splats: Mapping[str, Tensor], cfg: SpzConfig | None = None) -> Sp
         sh = np.empty(shn.shape, np.uint8)
         sh[:, :3] = quantize_sh(shn[:, :3], cfg.sh1_bits)
         sh[:, 3:] = quantize_sh(shn[:, 3:], cfg.sh_rest_bits)
-        streams["sh"] = sh.reshape(n, -1).tobytes()
+        streams["sh"] = sh.tobytes()
     else:
         streams["sh"] = b""
 
@@ -420,7 +421,8 @@ def decode_spz(data: bytes, name: str = "<spz>") -> dict[str, Tensor]:
             _need(len(raw[stream]) == usize, name, f"{stream} stream decoded to the wrong size")
             offset += csize
         _need(offset == len(data), name, f"{len(data) - offset} unexpected bytes after the streams")
-        raw.setdefault("sh", b"")
+        for stream in STREAMS:  # empty streams (no Gaussians, SH degree 0) are not stored
+            raw.setdefault(stream, b"")
     else:
         offset = 16
         total = offset + sum(sizes.values())
