@@ -55,11 +55,15 @@ def assert_same_decode(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Te
     for key in ("means", "scales", "quats", "sh0", "shN"):
         # quaternions: the recomputed component sqrt(1 - |rest|^2) magnifies float32 rounding
         atol = 2e-5 if key == "quats" else 2e-6
-        np.testing.assert_allclose(theirs[key].numpy(), ours[key].numpy(), rtol=1e-5, atol=atol,
-                                   err_msg=key)  # fmt: skip
+        np.testing.assert_allclose(
+            theirs[key].numpy(), ours[key].numpy(), rtol=1e-5, atol=atol, err_msg=key
+        )
     # opacity logits: compare as opacities (logit(1 - 1e-6) is sensitive to float rounding)
-    np.testing.assert_allclose(torch.sigmoid(theirs["opacities"]).numpy(),
-                               torch.sigmoid(ours["opacities"]).numpy(), atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        torch.sigmoid(theirs["opacities"]).numpy(),
+        torch.sigmoid(ours["opacities"]).numpy(),
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("version", [2, 3, 4])
@@ -138,5 +142,5 @@ def test_a_file_the_reader_rejects_fails(splat_transform: Path, tmp_path: Path) 
     data = encode_spz(make_splats(300), SpzConfig(version=3)).data
     bad = tmp_path / "truncated.spz"
     bad.write_bytes(data[: len(data) // 3])
-    with pytest.raises(SplatTransformError, match="truncated.spz"):
+    with pytest.raises(SplatTransformError, match=r"truncated\.spz"):
         _to_ply(splat_transform, bad, tmp_path)
