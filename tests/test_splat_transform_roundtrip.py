@@ -17,28 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import splat_transform_fixture
 import torch
 import zstandard
 from test_compress_roundtrip import make_splats
 
-from splatbench.bench.splat_transform import (
-    SplatTransformError,
-    ensure_splat_transform,
-    run_splat_transform,
-)
+from splatbench.bench.splat_transform import SplatTransformError, run_splat_transform
 from splatbench.compress.playcanvas_sog import SogConfig, decode_sog, encode_sog, write_sog
 from splatbench.compress.spz import STREAMS, SpzConfig, decode_spz, encode_spz
 from splatbench.gaussians.ply import read_ply, write_ply
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def splat_transform() -> Path:
-    try:
-        return ensure_splat_transform()
-    except SplatTransformError as err:
-        pytest.skip(f"splat-transform could not be installed from npm: {err.message[:400]}")
+splat_transform = splat_transform_fixture.splat_transform
 
 
 def _to_ply(cli: Path, src: Path, tmp: Path) -> dict[str, torch.Tensor]:

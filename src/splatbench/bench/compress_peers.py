@@ -198,7 +198,7 @@ def run_compress_peers(
         peers: run splat-transform (installs it from npm on first use).
         peer_sog: ``run`` | ``cache`` | ``skip`` for the slow PlayCanvas SOG peer.
         orbit, orbit_size: orbit views when there is no ``sfm_dir``.
-        eval_params: the ``eval`` params section (metric convention); None: its defaults.
+        eval_params: the ``eval`` params section (metric convention); None: preset ``3dgs``.
         progress: callable taking a status line, or None.
     """
     from splatbench.compress import compress_splats
@@ -219,7 +219,7 @@ def run_compress_peers(
     ply_sha = sha256_file(ply)
     splats = {k: v.detach() for k, v in read_ply(ply).items()}
     n_input = int(splats["means"].shape[0])
-    cfg, convention = eval_config_from_params(eval_params or {}, None)
+    cfg, convention = eval_config_from_params(eval_params or {"preset": "3dgs"}, None)
     backend, device = resolve_device(cfg.render_backend)
     if sfm_dir is not None:
         views = load_views(Path(sfm_dir), split)

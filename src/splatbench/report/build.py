@@ -264,7 +264,7 @@ def viewer_section(viewer: ViewerResult) -> Section:
     if not viewer.built:
         text.append("The viewer bundle was not built, so models cannot be drawn: run `make "
                     "viewer` (needs Node.js and npm), then `dvc repro -f report`.")  # fmt: skip
-    src = f"{viewer.page}?model={first['key']}" if first and viewer.built else viewer.page
+    src = f"{viewer.page}?model={first['key']}" if first else viewer.page
     links = [(f"{viewer.page}?model={m['key']}", f"{m['key']} ({m['bytes'] / 1e6:.2f} MB)")
              for m in viewer.models if m["script"]]  # fmt: skip
     return Section("3D viewer", text, iframe=src, links=links)

@@ -127,6 +127,22 @@ def start_camera(sfm_dir: Path, means: np.ndarray) -> dict[str, Any] | None:
     }
 
 
+def fallback_camera(means: np.ndarray) -> dict[str, Any] | None:
+    """Without SfM cameras: in front of the model along -z (the OpenCV/COLMAP convention of
+    3DGS PLYs: cameras look down +z with +y down), far enough to see 90% of the Gaussians."""
+    if len(means) == 0:
+        return None
+    centre = np.median(means, axis=0)
+    spread = float(np.quantile(np.abs(means - centre), 0.9, axis=0).max()) or 1.0
+    return {
+        "position": [float(v) for v in centre - np.array([0.0, 0.0, 3.0 * spread])],
+        "target": [float(v) for v in centre],
+        "up": [0.0, -1.0, 0.0],
+        "fov_deg": 50.0,
+        "from": "fallback: the Gaussians' extent (no SfM cameras)",
+    }
+
+
 def model_script(key: str, file_type: str, data: bytes) -> str:
     """The classic script that hands one model to the page (base64, so no fetch is needed)."""
     payload = base64.b64encode(data).decode("ascii")
@@ -178,7 +194,7 @@ def build_viewer(
         trained = next((m for m in models if m.name == "trained"), None)
         if trained is not None:
             means = read_ply(trained.path)["means"].detach().numpy()
-            camera = start_camera(Path(root) / "data/sfm" / scene, means)
+            camera = start_camera(Path(root) / "data/sfm" / scene, means) or fallback_camera(means)
         entries = []
         for m in models:
             entry = {
