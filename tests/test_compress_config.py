@@ -17,7 +17,7 @@ def test_defaults_and_conf_file_parse(repo_root: Path) -> None:
     assert cfg.sort in ("plas", "morton") and cfg.shN_bands == "degree"
 
 
-@pytest.mark.parametrize("preset", ["default", "hq", "small"])
+@pytest.mark.parametrize("preset", ["default", "hq", "small", "legacy"])
 def test_presets_resolve_like_hydra(repo_root: Path, tmp_path: Path, preset: str) -> None:
     """The bench's preset loader gives what Hydra composes for `compress=<preset>`."""
     import sys

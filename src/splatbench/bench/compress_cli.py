@@ -13,10 +13,11 @@ from splatbench.errors import SplatbenchError
 
 
 def _default_views(ply: Path) -> Path | None:
-    """``data/sfm/<scene>`` for ``data/splats/<scene>/point_cloud.ply``, when it exists."""
-    parts = ply.resolve().parts
-    if len(parts) >= 3 and parts[-3] == "splats":
-        sfm = ply.resolve().parents[2] / "sfm" / parts[-2]
+    """``data/sfm/<scene>`` for ``data/splats/<scene>/point_cloud.ply``, when it exists (as
+    given: a relative PLY path gives a relative SfM path, so reports carry no local paths)."""
+    ply = Path(ply)
+    if ply.resolve().parent.parent.name == "splats":
+        sfm = ply.parent.parent.parent / "sfm" / ply.parent.name
         if (sfm / "split.json").is_file():
             return sfm
     return None

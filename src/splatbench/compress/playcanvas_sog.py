@@ -151,7 +151,11 @@ def palette_size(n: int, points_per_code: int) -> int:
 
 
 def scalar_codebook(
-    values: np.ndarray, size: int = CODEBOOK_SIZE, iters: int = 30, bins: int = 8192
+    values: np.ndarray,
+    size: int = CODEBOOK_SIZE,
+    iters: int = 30,
+    bins: int = 8192,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A ``size``-entry codebook for scalars minimising squared error (1D Lloyd-Max).
 
@@ -164,11 +168,14 @@ def scalar_codebook(
     Args:
         values: any shape, float.
         size: entries (at most 256 fit a byte).
+        weights: how much each value's error counts (``values``' shape; default all 1), e.g.
+            how many Gaussians use a palette entry.
 
     Returns:
         ``codebook [size]`` float32 ascending, and ``labels`` (``values``' shape, uint8/uint16).
     """
     flat = np.asarray(values, np.float64).reshape(-1)
+    wflat = None if weights is None else np.asarray(weights, np.float64).reshape(-1)
     dtype = np.uint8 if size <= 256 else np.uint16
     if flat.size == 0:
         return np.zeros(size, np.float32), np.zeros(np.shape(values), dtype)
@@ -176,8 +183,8 @@ def scalar_codebook(
     if hi <= lo:
         return np.full(size, lo, np.float32), np.zeros(np.shape(values), dtype)
     cell = np.minimum(((flat - lo) / (hi - lo) * bins).astype(np.int64), bins - 1)
-    counts = np.bincount(cell, minlength=bins).astype(np.float64)
-    sums = np.bincount(cell, weights=flat, minlength=bins)
+    counts = np.bincount(cell, weights=wflat, minlength=bins).astype(np.float64)
+    sums = np.bincount(cell, weights=flat if wflat is None else flat * wflat, minlength=bins)
     used = counts > 0
     x, w = sums[used] / counts[used], counts[used]  # bin means and their weights
     if x.size <= size:  # fewer distinct bins than entries: every bin mean is an entry
@@ -366,7 +373,17 @@ def encode_sog(splats: Mapping[str, Tensor], cfg: SogConfig | None = None) -> So
         labels = km.labels.numpy()[idx].astype(np.uint16)
         lab = np.stack([(labels & 0xFF), (labels >> 8), np.zeros_like(labels)], 1)
         files["shN_labels.webp"] = _webp(lab.astype(np.uint8), height, width)
-        shn_cb, cent = scalar_codebook(km.centroids.numpy(), iters=cfg.codebook_iters)
+        # The palette's values count as often as Gaussians use their entry (opacity-weighted
+        # with shN_weighting=opacity): the codebook is fit to the Gaussians' error.
+        usage = np.bincount(km.labels.numpy(), minlength=palette).astype(np.float64)
+        if weights is not None:
+            usage = np.bincount(km.labels.numpy(), weights=weights.double().numpy(),
+                                minlength=palette)  # fmt: skip
+        cent_vals = km.centroids.numpy()
+        shn_cb, cent = scalar_codebook(
+            cent_vals, iters=cfg.codebook_iters,
+            weights=np.repeat(usage[:, None] + 1e-9, cent_vals.shape[1], axis=1),
+        )  # fmt: skip
         # [K, C*3] coefficient-major/colour-inner -> texels (entry, coefficient) of RGB.
         rows = math.ceil(palette / PALETTE_ROW)
         tex = np.zeros((rows * PALETTE_ROW, num_rest, 3), np.uint8)

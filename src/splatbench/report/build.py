@@ -294,7 +294,8 @@ def _sections(
         Section(
             "Results on test views",
             [f"PSNR/SSIM/LPIPS on held-out test views under convention '{conv}'; size is the "
-             "model's storage (PLY for trained, compressed files for compressed); 'mean' rows "
+             "model's storage (PLY for trained, compressed files for compressed, the .sog / .spz "
+             "file for the viewer-format exports playcanvas_sog and spz); 'mean' rows "
              "average over the scenes that have a value (column 'scenes')."],
             shown, cols,
         ),
