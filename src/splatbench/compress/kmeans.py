@@ -163,7 +163,8 @@ def kmeans(
         pick = torch.randperm(m, generator=gen)[:KMEANSPP_SAMPLE] if m > KMEANSPP_SAMPLE else None
         seed_pts = fit if pick is None else fit[pick]
         seed_w = fit_w if fit_w is None or pick is None else fit_w[pick]
-        centroids = _kmeanspp(seed_pts, k, gen, metric, seed_w)
+        with single_thread():  # k sequential passes of small ops: threads only add overhead
+            centroids = _kmeanspp(seed_pts, k, gen, metric, seed_w)
     else:
         centroids = fit[torch.randperm(m, generator=gen)[:k]].clone()
 
