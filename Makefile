@@ -15,13 +15,14 @@ FETCH_WEIGHTS ?= 1
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test test-fast lint format params clean-data help
+.PHONY: setup demo test test-fast lint format params clean-data help viewer
 
 help:
 	@echo "make demo   - set up .venv and run the pipeline on the built-in scene (dvc repro)"
 	@echo "make test   - set up .venv and run all tests"
 	@echo "make lint   - ruff"
 	@echo "make params - compose conf/ into params.yaml"
+	@echo "make viewer - build the report's 3D viewer bundle (npm)"
 
 $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,15 @@ setup: $(BIN)/.installed
 ifeq ($(FETCH_WEIGHTS),1)
 	$(BIN)/splatbench weights fetch
 endif
+	@$(MAKE) --no-print-directory viewer || echo "warning: the report's 3D viewer was not built" \
+		"(needs Node.js and npm); the report says so instead of drawing models"
+
+# The report's 3D viewer (Spark + three.js from npm, lockfile committed) as one classic script.
+VIEWER_BUNDLE := tools/viewer/dist/splatbench-viewer.js
+$(VIEWER_BUNDLE): tools/viewer/package.json tools/viewer/package-lock.json tools/viewer/entry.mjs tools/viewer/build.mjs
+	cd tools/viewer && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && node build.mjs
+
+viewer: $(VIEWER_BUNDLE)
 
 demo: setup
 	$(BIN)/splatbench hardware  # record what `auto` means here (hardware.yaml, a DVC param)

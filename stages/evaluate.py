@@ -11,7 +11,7 @@ from pathlib import Path
 
 from splatbench.benchmark import scene_spec
 from splatbench.cli_support import run_stage, stage_parser
-from splatbench.evaluate import ModelInput, eval_config_from_params, evaluate_scene
+from splatbench.evaluate import ModelInput, eval_config_from_params, evaluate_scene, parse_model_arg
 from splatbench.fsutil import atomic_write_json
 from splatbench.hardware import check_hardware
 from splatbench.params import load_params, section
@@ -33,6 +33,15 @@ def main(argv: list[str] | None = None) -> None:
         help="directory of the compressed files whose total size is the compressed model's "
         "storage [default: the directory of --compressed]",
     )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PLY:STORAGE",
+        help="another model to evaluate (repeatable): its name in eval.json, the PLY to render "
+        "and the file or directory whose size is its storage, e.g. "
+        "spz=data/compressed/S/export_decoded/spz.ply:data/compressed/S/export/scene.spz",
+    )
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
@@ -46,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.compressed is not None:
         storage = args.compressed_dir or args.compressed.parent
         models.append(ModelInput("compressed", args.compressed, storage_dir=storage))
+    extra = [parse_model_arg(text) for text in args.model]
+    # An export left out of export.formats has no decoded PLY: say so rather than fail.
+    skipped = [m for m in extra if not m.ply.is_file()]
+    models += [m for m in extra if m.ply.is_file()]
     doc = evaluate_scene(
         Path("data/sfm") / spec.name,
         models,
@@ -53,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         convention,
         comparisons_dir=Path("data/eval") / spec.name,
     )
+    doc["warnings"] += [
+        f"{m.name}: not evaluated, {m.ply} does not exist (left out of export.formats?)"
+        for m in skipped
+    ]
     atomic_write_json(
         Path("metrics") / spec.name / "eval.json",
         {"scene": spec.name, "dataset": spec.dataset, **doc},

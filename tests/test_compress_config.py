@@ -14,7 +14,35 @@ from splatbench.errors import ConfigError
 def test_defaults_and_conf_file_parse(repo_root: Path) -> None:
     conf = yaml.safe_load((repo_root / "conf" / "compress" / "default.yaml").read_text())
     cfg = CompressConfig.from_dict(conf)
-    assert cfg.position_bits == 16 and cfg.sort in ("plas", "morton")
+    assert cfg.sort in ("plas", "morton") and cfg.shN_bands == "degree"
+
+
+@pytest.mark.parametrize("preset", ["default", "hq", "small", "legacy"])
+def test_presets_resolve_like_hydra(repo_root: Path, tmp_path: Path, preset: str) -> None:
+    """The bench's preset loader gives what Hydra composes for `compress=<preset>`."""
+    import sys
+
+    from splatbench.bench.compress_peers import load_compress_preset
+
+    sys.path.insert(0, str(repo_root / "scripts"))
+    from compose_params import compose
+
+    compose(tmp_path / "params.yaml", [f"compress={preset}"], root=repo_root)
+    composed = yaml.safe_load((tmp_path / "params.yaml").read_text())["compress"]
+    assert load_compress_preset(repo_root / "conf", preset) == composed
+    CompressConfig.from_dict(composed)  # every preset is a valid config
+
+
+def test_new_knobs_validated() -> None:
+    for bad, match in [
+        ({"shN_bands": "band"}, "shN_bands"),
+        ({"shN_weighting": "size"}, "shN_weighting"),
+        ({"shN_weighting": "opacity", "shN_kmeans_metric": "l1"}, "shN_kmeans_metric=l2"),
+        ({"prune_opacity": 1.0}, "prune_opacity"),
+        ({"max_sh_degree": 4}, "max_sh_degree"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            CompressConfig.from_dict(bad)
 
 
 def test_unknown_keys_are_named() -> None:

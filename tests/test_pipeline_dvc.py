@@ -34,6 +34,7 @@ PROJECT_FILES = [
     "scripts",
     "benchmarks",
     "pyproject.toml",
+    "tools",  # npm lockfiles (the report's viewer bundle, built or not)
 ]
 
 
@@ -58,7 +59,7 @@ def _dvc(*args: str, cwd: Path) -> str:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
     dst = tmp_path_factory.mktemp("project")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "node_modules")
     for name in PROJECT_FILES:
         src = repo_root / name
         if src.is_dir():
@@ -98,6 +99,7 @@ def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
     assert "Running stage 'ingest@blocks'" in first_repro
     assert "Running stage 'sfm@blocks'" in first_repro
     assert "Running stage 'train@blocks'" in first_repro
+    assert "Running stage 'export@blocks'" in first_repro
     assert "Running stage 'evaluate@blocks'" in first_repro
     assert "Running stage 'report'" in first_repro
 
@@ -139,6 +141,17 @@ def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
     assert "blocks" in summary
     assert (project / "reports" / "index.html").is_file()
 
+    # The viewer formats: written, evaluated as models, listed in the report and its viewer.
+    export = project / "data" / "compressed" / "blocks" / "export"
+    assert sorted(p.name for p in export.iterdir()) == ["scene.sog", "scene.spz"]
+    assert set(evaluation["models"]) == {"trained", "compressed", "playcanvas_sog", "spz"}
+    assert evaluation["models"]["spz"]["storage_bytes"] == (export / "scene.spz").stat().st_size
+    for model in ("playcanvas_sog", "spz"):
+        assert f"| blocks | {model} |" in summary
+    html = (project / "reports" / "index.html").read_text()
+    assert 'src="viewer/index.html?model=blocks/spz"' in html
+    assert (project / "reports" / "viewer" / "models" / "blocks" / "spz.js").is_file()
+
 
 def test_second_repro_runs_nothing(project: Path, first_repro: str) -> None:
     out = _dvc("repro", cwd=project)
@@ -167,8 +180,9 @@ def test_compress_sweep_reruns_only_compress_evaluate_report(
         assert f"Running stage '{stage}'" not in out, out
     compress = json.loads((project / "metrics" / "blocks" / "compress.json").read_text())
     assert compress["settings"]["shN_points_per_code"] == 32
+    assert "Running stage 'export@blocks'" not in out, out
     evaluation = json.loads((project / "metrics" / "blocks" / "eval.json").read_text())
-    assert set(evaluation["models"]) == {"trained", "compressed"}
+    assert set(evaluation["models"]) == {"trained", "compressed", "playcanvas_sog", "spz"}
 
 
 def test_sfm_param_invalidates_only_sfm(project: Path, first_repro: str) -> None:

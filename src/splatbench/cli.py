@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from splatbench import __version__
+from splatbench.bench.compress_cli import compress_command
 from splatbench.cli_support import report_error
 from splatbench.errors import SplatbenchError
 
@@ -129,6 +130,7 @@ bench_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(bench_app, name="bench")
+bench_app.command("compress")(compress_command)
 
 
 @bench_app.command("render")

@@ -13,6 +13,7 @@ from splatbench.compress.codec import META_FILE, decode_dir, encode_splats, writ
 from splatbench.compress.config import CompressConfig
 from splatbench.compress.quant import canonical_quats
 from splatbench.fsutil import staging_dir
+from splatbench.gaussians.params import check_splats as check_input_count
 from splatbench.gaussians.ply import read_ply, write_ply
 
 
@@ -40,6 +41,8 @@ def max_abs_errors(
     errs: dict[str, float] = {}
     for key in ("means", "scales", "quats", "opacities", "sh0", "shN"):
         ref = original[key].detach().float().cpu()[order]
+        if key == "shN":  # a reduced SH degree compares the degrees that were kept
+            ref = ref[:, : decoded[key].shape[1], :]
         if key == "quats":
             ref = canonical_quats(ref)
         dec = decoded[key].detach().float().cpu()
@@ -90,6 +93,7 @@ def compress_splats(
     ply_bytes = ply_path.stat().st_size
     per_file = {name: info["bytes"] for name, info in enc.meta["files"].items()}
     shn = enc.meta["shN"]
+    groups = [g["codebook_size"] for g in shn.get("groups", [shn])] if shn else []
     return {
         "codec": enc.meta["format"],
         "format_version": enc.meta["version"],
@@ -104,7 +108,10 @@ def compress_splats(
         "encode_step_seconds": enc.seconds,
         "decode_seconds": decode_s,
         "grid": [enc.meta["grid"]["height"], enc.meta["grid"]["width"]],
-        "shN_codebook_size": shn["codebook_size"] if shn else 0,
+        "shN_codebook_size": sum(groups),
+        "shN_codebook_sizes": groups,
+        "pruned_gaussians": enc.meta["encoder"].get("pruned", {}).get("removed", 0),
+        "input_gaussians": check_input_count(splats),
         "file_bytes": per_file,
         "layout": enc.meta["encoder"]["layout"],
         "max_abs_error": max_abs_errors(splats, decoded, enc.order),

@@ -48,7 +48,10 @@ from splatbench.fsutil import atomic_write_bytes
 from splatbench.gaussians.params import check_splats, num_sh_bases, splats_sh_degree
 
 FORMAT_NAME = "splatbench-sog"
-FORMAT_VERSION = 1
+# Version 2 adds per-degree shN codebooks (``shN.groups``); files without them are written as
+# version 1, byte for byte as before, and this decoder reads both.
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 META_FILE = "meta.json"
 WEBP_MAX_SIDE = 16383
 CODEBOOK_BITS = 8
@@ -200,10 +203,91 @@ def decode_image(data: bytes, name: str, height: int, width: int, channels: int)
 # --- encode ----------------------------------------------------------------------------------
 
 
+def _relabel_by_position(centroids: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Renumber codebook entries by the mean grid cell of the Gaussians using them.
+
+    ``labels [N]`` are in grid (raster) order. Codebook order is free (decoders only index it);
+    numbering entries along the grid makes neighbouring labels numerically closer, which the
+    image codec's predictors turn into fewer bytes. Unused entries go last.
+    """
+    k = centroids.shape[0]
+    cells = torch.arange(labels.shape[0], dtype=torch.float64)
+    counts = torch.bincount(labels, minlength=k).double()
+    mean_cell = torch.zeros(k, dtype=torch.float64).index_add_(0, labels, cells)
+    mean_cell = torch.where(counts > 0, mean_cell / counts.clamp_min(1), torch.inf)
+    new_of_old = torch.empty(k, dtype=torch.int64)
+    new_of_old[torch.argsort(mean_cell, stable=True)] = torch.arange(k)
+    return centroids[torch.argsort(mean_cell, stable=True)], new_of_old[labels]
+
+
+def _encode_shn_group(
+    flat: Tensor,
+    k: int,
+    cfg: CompressConfig,
+    prefix: str,
+    order: Tensor,
+    height: int,
+    width: int,
+    weights: Tensor | None,
+    files: dict[str, bytes],
+) -> dict[str, Any]:
+    """Vector-quantise ``[N, D]`` SH coefficients into ``files`` (labels planes + codebook);
+    return the group's meta (codebook size, label bits and planes, codebook, k-means stats)."""
+    n, ext = flat.shape[0], cfg.image_format
+    tree = cfg.shN_kmeans_mode == "tree" or (
+        cfg.shN_kmeans_mode == "auto" and k > TREE_KMEANS_ABOVE
+    )
+    km = (kmeans_tree if tree else kmeans)(
+        flat,
+        k,
+        iters=cfg.shN_kmeans_iters,
+        metric=cfg.shN_kmeans_metric,
+        seed=cfg.seed,
+        sample_size=cfg.shN_kmeans_sample,
+        weights=weights,
+    )
+    k = km.centroids.shape[0]
+    label_bits = max(1, (k - 1).bit_length())
+    centroids, grid_labels = _relabel_by_position(km.centroids, km.labels[order])
+    labels = grid_labels.numpy().astype(np.uint16).reshape(n, 1)
+    label_planes = []
+    for suffix, plane in zip(("hi", "lo"), split_planes(labels, label_bits), strict=False):
+        name = f"{prefix}_labels.{ext}" if label_bits <= 8 else f"{prefix}_labels_{suffix}.{ext}"
+        files[name] = encode_image(_to_grid(plane, height, width), ext, cfg.png_compress_level)
+        label_planes.append(name)
+    codebook: dict[str, Any] = {"format": cfg.shN_codebook_format, "shape": [k, flat.shape[1]]}
+    if cfg.shN_codebook_format == "uint8":
+        cq = quantize(centroids.numpy(), CODEBOOK_BITS)
+        # One row per entry, one column per (coefficient, channel): PNG even for webp output
+        # (a 65536-row image exceeds WebP's size limit).
+        name = f"{prefix}_codebook.png"
+        files[name] = encode_image(
+            cq.codes.astype(np.uint8)[..., None], "png", cfg.png_compress_level
+        )
+        codebook.update(file=name, bits=CODEBOOK_BITS, mins=list(cq.mins), maxs=list(cq.maxs))
+    else:
+        name = f"{prefix}_codebook.f16"
+        files[name] = centroids.numpy().astype("<f2").tobytes()
+        codebook["file"] = name
+    return {
+        "codebook_size": k,
+        "label_bits": label_bits,
+        "label_planes": label_planes,
+        "codebook": codebook,
+        "kmeans": {
+            "metric": cfg.shN_kmeans_metric,
+            "mode": "tree" if tree else "flat",
+            "weighting": cfg.shN_weighting,
+            "iters_run": km.iters,
+            "mean_distance": km.inertia,
+        },
+    }
+
+
 def encode_splats(splats: Any, cfg: CompressConfig) -> Encoded:
     """Encode Gaussian parameters (a ``ParameterDict`` or dict of tensors, see
     :mod:`splatbench.gaussians.params`) into file contents. Pure: writes nothing."""
-    n = check_splats(splats)
+    n_input = check_splats(splats)
     sh_degree = splats_sh_degree(splats)
     for key in ("means", "scales", "quats", "opacities", "sh0", "shN"):
         bad = int((~torch.isfinite(splats[key].detach())).sum())
@@ -212,6 +296,8 @@ def encode_splats(splats: Any, cfg: CompressConfig) -> Encoded:
                 f"{key} has {bad} non-finite values (NaN or inf); the codec cannot quantise them",
                 fix="prune or repair those Gaussians before compressing (a diverged training run?)",
             )
+    splats, kept, sh_degree = reduce_model(splats, cfg.prune_opacity, cfg.max_sh_degree)
+    n = kept.shape[0]
     height, width = grid_shape(n)
     ext = cfg.image_format
     seconds: dict[str, float] = {}
@@ -255,59 +341,34 @@ def encode_splats(splats: Any, cfg: CompressConfig) -> Encoded:
     num_rest = num_sh_bases(sh_degree) - 1
     if num_rest and n:
         k = effective_codebook_size(n, cfg)
-        flat = splats["shN"].detach().float().cpu().reshape(n, num_rest * 3)
-        tree = cfg.shN_kmeans_mode == "tree" or (
-            cfg.shN_kmeans_mode == "auto" and k > TREE_KMEANS_ABOVE
-        )
-        km = (kmeans_tree if tree else kmeans)(
-            flat,
-            k,
-            iters=cfg.shN_kmeans_iters,
-            metric=cfg.shN_kmeans_metric,
-            seed=cfg.seed,
-            sample_size=cfg.shN_kmeans_sample,
-        )
-        k = km.centroids.shape[0]
-        label_bits = max(1, (k - 1).bit_length())
-        labels = km.labels[order].numpy().astype(np.uint16).reshape(n, 1)
-        label_planes = []
-        for suffix, plane in zip(("hi", "lo"), split_planes(labels, label_bits), strict=False):
-            name = f"shN_labels.{ext}" if label_bits <= 8 else f"shN_labels_{suffix}.{ext}"
-            files[name] = encode_image(_to_grid(plane, height, width), ext, cfg.png_compress_level)
-            label_planes.append(name)
-        codebook: dict[str, Any] = {"format": cfg.shN_codebook_format, "shape": [k, num_rest * 3]}
-        if cfg.shN_codebook_format == "uint8":
-            cq = quantize(km.centroids.numpy(), CODEBOOK_BITS)
-            # One row per entry, one column per (coefficient, channel): PNG even for webp output
-            # (a 65536-row image exceeds WebP's size limit).
-            files["shN_codebook.png"] = encode_image(
-                cq.codes.astype(np.uint8)[..., None], "png", cfg.png_compress_level
-            )
-            codebook.update(
-                file="shN_codebook.png", bits=CODEBOOK_BITS, mins=list(cq.mins), maxs=list(cq.maxs)
-            )
-        else:
-            files["shN_codebook.f16"] = km.centroids.numpy().astype("<f2").tobytes()
-            codebook["file"] = "shN_codebook.f16"
+        shn = splats["shN"].detach().float().cpu()[:, :num_rest, :]
+        weights = None
+        if cfg.shN_weighting == "opacity":
+            weights = torch.sigmoid(splats["opacities"].detach().float().cpu().reshape(n))
+        if cfg.shN_bands == "joint":
+            groups = [("shN", 0, num_rest)]
+        else:  # one codebook per SH degree l: coefficients [l^2 - 1, (l + 1)^2 - 1)
+            groups = [(f"shN{deg}", deg * deg - 1, (deg + 1) ** 2 - 1)
+                      for deg in range(1, sh_degree + 1)]  # fmt: skip
+        metas = []
+        for prefix, lo, hi in groups:
+            flat = shn[:, lo:hi, :].reshape(n, (hi - lo) * 3)
+            group = _encode_shn_group(flat, k, cfg, prefix, order, height, width, weights, files)
+            metas.append({"coeffs": [lo, hi], **group} if cfg.shN_bands != "joint" else group)
         shn_meta = {
             "num_coeffs": num_rest,
             "layout": "[K-1, 3] flattened, coefficient-major (shN[n].reshape(-1))",
-            "codebook_size": k,
-            "label_bits": label_bits,
-            "label_planes": label_planes,
-            "codebook": codebook,
-            "kmeans": {
-                "metric": cfg.shN_kmeans_metric,
-                "mode": "tree" if tree else "flat",
-                "iters_run": km.iters,
-                "mean_distance": km.inertia,
-            },
         }
+        if cfg.shN_bands == "joint":
+            shn_meta.update(metas[0])
+        else:
+            shn_meta.update(bands="degree", groups=metas)
 
     seconds["shN"] = time.perf_counter() - t
+    version = 2 if shn_meta is not None and "groups" in shn_meta else 1
     meta: dict[str, Any] = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": version,
         "num_gaussians": n,
         "sh_degree": sh_degree,
         "grid": {"height": height, "width": width, "padding": height * width - n},
@@ -320,8 +381,35 @@ def encode_splats(splats: Any, cfg: CompressConfig) -> Encoded:
         },
         "encoder": {"settings": cfg.to_dict(), "layout": sort_stats},
     }
+    if n != n_input:
+        meta["encoder"]["pruned"] = {"input_gaussians": n_input, "removed": n_input - n}
     meta["meta_sha256"] = _meta_checksum(meta)
-    return Encoded(files=files, meta=meta, order=order, seconds=seconds)
+    # order: input index of decoded Gaussian i (through the pruning, when there was any).
+    return Encoded(files=files, meta=meta, order=kept[order], seconds=seconds)
+
+
+def reduce_model(
+    splats: Any, prune_opacity: float, max_sh_degree: int
+) -> tuple[dict[str, Tensor], Tensor, int]:
+    """Drop Gaussians with ``sigmoid(opacity) < prune_opacity`` and SH above ``max_sh_degree``.
+
+    Returns the reduced parameters, the ``[M]`` input index of each kept Gaussian and the SH
+    degree kept (``-1``: the model's).
+    """
+    n = splats["means"].shape[0]
+    degree = splats_sh_degree(splats)
+    if max_sh_degree >= 0:
+        degree = min(degree, max_sh_degree)
+    keep_rest = num_sh_bases(degree) - 1
+    if prune_opacity > 0 and n:
+        mask = torch.sigmoid(splats["opacities"].detach().float().cpu().reshape(n)) >= prune_opacity
+        kept = torch.nonzero(mask).squeeze(1)
+    else:
+        kept = torch.arange(n, dtype=torch.int64)
+    out = {k: splats[k].detach().float().cpu()[kept] for k in ("means", "scales", "quats",
+                                                               "opacities", "sh0")}  # fmt: skip
+    out["shN"] = splats["shN"].detach().float().cpu()[kept][:, :keep_rest, :]
+    return out, kept, degree
 
 
 def write_encoded(enc: Encoded, directory: Path) -> int:
@@ -358,10 +446,10 @@ def read_meta(directory: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CorruptModelError(f"{path}: format is {got!r}, expected {FORMAT_NAME!r}", fix=_FIX)
-    if meta.get("version") != FORMAT_VERSION:
+    if meta.get("version") not in READ_VERSIONS:
         raise CorruptModelError(
             f"{path}: format version {meta.get('version')!r}, this splatbench reads "
-            f"version {FORMAT_VERSION}",
+            f"versions {list(READ_VERSIONS)}",
             fix="decode with the splatbench version that wrote it, or re-run compress",
         )
     try:
@@ -444,10 +532,31 @@ def _decode(meta: dict[str, Any], files: dict[str, bytes]) -> dict[str, Tensor]:
     if num_rest == 0 or n == 0:
         out["shN"] = torch.zeros((n, num_rest, 3), dtype=torch.float32)
         return out
-    k, dim = (int(v) for v in shn["codebook"]["shape"])
-    if dim != num_rest * 3 or int(shn["num_coeffs"]) != num_rest:
-        raise CorruptModelError(f"codebook width {dim} does not match SH degree {sh_degree}")
-    cb = shn["codebook"]
+    if int(shn["num_coeffs"]) != num_rest:
+        raise CorruptModelError(f"shN.num_coeffs does not match SH degree {sh_degree}", fix=_FIX)
+    groups = shn.get("groups", [{"coeffs": [0, num_rest], **shn}])
+    out_shn = np.zeros((n, num_rest, 3), np.float32)
+    covered = 0
+    for group in groups:
+        lo, hi = (int(v) for v in group["coeffs"])
+        if not 0 <= lo < hi <= num_rest or lo != covered:
+            raise CorruptModelError(f"shN group coefficients [{lo}, {hi}) out of order", fix=_FIX)
+        covered = hi
+        out_shn[:, lo:hi, :] = _decode_shn_group(group, files, n, height, width, (hi - lo) * 3)
+    if covered != num_rest:
+        raise CorruptModelError(f"shN groups cover {covered} of {num_rest} coefficients", fix=_FIX)
+    out["shN"] = torch.from_numpy(out_shn)
+    return out
+
+
+def _decode_shn_group(
+    group: dict[str, Any], files: dict[str, bytes], n: int, height: int, width: int, dim: int
+) -> np.ndarray:
+    """``[N, dim / 3, 3]`` decoded coefficients of one shN codebook group."""
+    k, width_cb = (int(v) for v in group["codebook"]["shape"])
+    if width_cb != dim:
+        raise CorruptModelError(f"codebook width {width_cb} does not match {dim} values", fix=_FIX)
+    cb = group["codebook"]
     if cb["format"] == "uint8":
         img = decode_image(files[cb["file"]], cb["file"], k, dim, 1)[..., 0]
         centroids = dequantize(img, np.asarray(cb["mins"]), np.asarray(cb["maxs"]), cb["bits"])
@@ -456,13 +565,12 @@ def _decode(meta: dict[str, Any], files: dict[str, bytes]) -> dict[str, Tensor]:
         if len(raw) != k * dim * 2:
             raise CorruptModelError(f"{cb['file']}: {len(raw)} bytes, expected {k * dim * 2}")
         centroids = np.frombuffer(raw, dtype="<f2").reshape(k, dim).astype(np.float32)
-    label_bits = int(shn["label_bits"])
+    label_bits = int(group["label_bits"])
     planes = [
         decode_image(files[name], name, height, width, 1).reshape(-1, 1)[:n]
-        for name in shn["label_planes"]
+        for name in group["label_planes"]
     ]
     labels = join_planes(planes, label_bits)[:, 0].astype(np.int64)
     if labels.max(initial=0) >= k:
         raise CorruptModelError(f"shN label {int(labels.max())} >= codebook size {k}", fix=_FIX)
-    out["shN"] = torch.from_numpy(centroids[labels].reshape(n, num_rest, 3))
-    return out
+    return centroids[labels].reshape(n, dim // 3, 3)

@@ -19,6 +19,8 @@ IMAGE_FORMATS = ("png", "webp")
 KMEANS_METRICS = ("l2", "l1")
 KMEANS_MODES = ("auto", "flat", "tree")
 CODEBOOK_FORMATS = ("uint8", "float16")
+SHN_BANDS = ("joint", "degree")
+SHN_WEIGHTINGS = ("none", "opacity")
 
 # The largest label a 16-bit label plane pair can hold, plus one.
 MAX_CODEBOOK_SIZE = 1 << 16
@@ -44,6 +46,16 @@ class CompressConfig:
     shN_kmeans_mode: str = "auto"
     shN_kmeans_sample: int = 262_144  # fit on at most this many Gaussians (0: all), assign all
     shN_codebook_format: str = "uint8"  # uint8 (per-column min/max) | float16
+    # joint: one codebook over all higher coefficients (format version 1); degree: one codebook
+    # per SH degree (product quantisation, format version 2), each of the size above.
+    shN_bands: str = "joint"
+    # none | opacity: k-means centroids are opacity-weighted means (transparent Gaussians, whose
+    # colour barely shows, pull the codebook less).
+    shN_weighting: str = "none"
+    # Rate-distortion: drop Gaussians with sigmoid(opacity) below this (0: keep all), and SH
+    # degrees above max_sh_degree (-1: keep the model's degree).
+    prune_opacity: float = 0.0
+    max_sh_degree: int = -1
     # Layout.
     sort: str = "plas"  # plas | morton | none
     # PLAS refinement of the Morton layout: blur radius from plas_start_radius (0: a quarter of
@@ -68,6 +80,17 @@ class CompressConfig:
         choice("shN_kmeans_metric", KMEANS_METRICS)
         choice("shN_kmeans_mode", KMEANS_MODES)
         choice("shN_codebook_format", CODEBOOK_FORMATS)
+        choice("shN_bands", SHN_BANDS)
+        choice("shN_weighting", SHN_WEIGHTINGS)
+        if self.shN_weighting != "none" and self.shN_kmeans_metric != "l2":
+            raise ConfigError(
+                f"compress.shN_weighting={self.shN_weighting!r} needs shN_kmeans_metric=l2",
+                fix="set compress.shN_kmeans_metric=l2 or compress.shN_weighting=none",
+            )
+        if not 0.0 <= self.prune_opacity < 1.0:
+            raise ConfigError(f"compress.prune_opacity={self.prune_opacity} must be in [0, 1)")
+        if not -1 <= self.max_sh_degree <= 3:
+            raise ConfigError(f"compress.max_sh_degree={self.max_sh_degree} must be -1..3")
         for key in ("position_bits", "scale_bits", "rotation_bits", "opacity_bits", "sh0_bits"):
             bits = getattr(self, key)
             if not 1 <= bits <= 16:

@@ -68,17 +68,20 @@ def assign(
     return labels, dists
 
 
-def _kmeanspp(x: Tensor, k: int, gen: torch.Generator, metric: str) -> Tensor:
+def _kmeanspp(
+    x: Tensor, k: int, gen: torch.Generator, metric: str, w: Tensor | None = None
+) -> Tensor:
     n = x.shape[0]
     first = int(torch.randint(n, (1,), generator=gen))
     centroids = [x[first]]
     d = _dist_to(x, x[first], metric)
     for _ in range(1, k):
-        total = d.sum()
+        p = d if w is None else d * w
+        total = p.sum()
         if total <= 0:  # every point already coincides with a centroid
             idx = int(torch.randint(n, (1,), generator=gen))
         else:
-            idx = int(torch.multinomial(d / total, 1, generator=gen))
+            idx = int(torch.multinomial(p / total, 1, generator=gen))
         centroids.append(x[idx])
         d = torch.minimum(d, _dist_to(x, x[idx], metric))
     return torch.stack(centroids)
@@ -112,6 +115,7 @@ def kmeans(
     seed: int = 0,
     sample_size: int = 0,
     init: str = "auto",
+    weights: Tensor | None = None,
 ) -> KMeansResult:
     """Cluster ``[N, D]`` points into ``k`` centroids; deterministic for a given ``seed``.
 
@@ -124,6 +128,9 @@ def kmeans(
         sample_size: fit on at most this many points (0: all); all N are assigned at the end.
         init: ``kmeans++``, ``random`` (distinct sample points) or ``auto`` (k-means++ up to
             :data:`KMEANSPP_MAX_K` codes).
+        weights: ``[N]`` non-negative importance per point (``l2`` only): centroids become
+            weighted means, so the codebook spends its entries where errors cost the most.
+            Assignment stays to the nearest centroid. None: all points weigh the same.
 
     Returns:
         :class:`KMeansResult` with ``centroids [K, D]`` and ``labels [N]``.
@@ -134,19 +141,30 @@ def kmeans(
     n = x.shape[0]
     if n == 0:
         raise ValueError("k-means needs at least one point")
+    if weights is not None:
+        if metric != "l2":
+            raise ValueError("weighted k-means needs metric 'l2'")
+        weights = weights.detach().float().cpu().reshape(-1)
+        if weights.shape[0] != n or not bool((weights >= 0).all()):
+            raise ValueError(f"weights must be {n} non-negative values")
+        if float(weights.sum()) <= 0:
+            weights = None  # nothing to prefer: plain k-means
     k = max(1, min(int(k), n))
     gen = torch.Generator().manual_seed(int(seed))
-    fit = x
+    fit, fit_w = x, weights
     if 0 < sample_size < n:
-        fit = x[torch.randperm(n, generator=gen)[:sample_size]]
+        pick = torch.randperm(n, generator=gen)[:sample_size]
+        fit = x[pick]
+        fit_w = None if weights is None else weights[pick]
     m = fit.shape[0]
     k = min(k, m)
     if init == "kmeans++" or (init == "auto" and k <= KMEANSPP_MAX_K):
         # Seeding needs only a sample: it keeps the k sequential passes cheap at any N.
-        seed_pts = (
-            fit[torch.randperm(m, generator=gen)[:KMEANSPP_SAMPLE]] if m > KMEANSPP_SAMPLE else fit
-        )
-        centroids = _kmeanspp(seed_pts, k, gen, metric)
+        pick = torch.randperm(m, generator=gen)[:KMEANSPP_SAMPLE] if m > KMEANSPP_SAMPLE else None
+        seed_pts = fit if pick is None else fit[pick]
+        seed_w = fit_w if fit_w is None or pick is None else fit_w[pick]
+        with single_thread():  # k sequential passes of small ops: threads only add overhead
+            centroids = _kmeanspp(seed_pts, k, gen, metric, seed_w)
     else:
         centroids = fit[torch.randperm(m, generator=gen)[:k]].clone()
 
@@ -162,8 +180,21 @@ def kmeans(
             counts = torch.bincount(labels, minlength=k)
             # Sorted segment sums: much faster than index_add_ on CPU for many small fits.
             by_label = torch.argsort(labels, stable=True)
-            sums = torch.segment_reduce(fit[by_label], "sum", lengths=counts, axis=0)
-            updated = sums / counts.clamp_min(1).unsqueeze(1).float()
+            if fit_w is None:
+                sums = torch.segment_reduce(fit[by_label], "sum", lengths=counts, axis=0)
+                updated = sums / counts.clamp_min(1).unsqueeze(1).float()
+            else:
+                wl = fit_w[by_label]
+                sums = torch.segment_reduce(fit[by_label] * wl[:, None], "sum", lengths=counts,
+                                            axis=0)  # fmt: skip
+                wsum = torch.segment_reduce(wl, "sum", lengths=counts, axis=0)
+                plain = torch.segment_reduce(fit[by_label], "sum", lengths=counts, axis=0)
+                # A cluster of weight-0 points keeps their plain mean.
+                updated = torch.where(
+                    (wsum > 0).unsqueeze(1),
+                    sums / wsum.clamp_min(1e-30).unsqueeze(1),
+                    plain / counts.clamp_min(1).unsqueeze(1).float(),
+                )
         else:
             updated, counts = _medians(fit, labels, k)
         empty = counts == 0
@@ -172,7 +203,7 @@ def kmeans(
         if n_empty:
             # Reseed empty clusters at the worst-served points: they are where the codebook
             # is missing an entry (deterministic: top distances, ties by index).
-            far = torch.topk(dists, min(n_empty, m)).indices
+            far = torch.topk(dists if fit_w is None else dists * fit_w, min(n_empty, m)).indices
             slots = torch.nonzero(empty).squeeze(1)[: far.numel()]
             centroids[slots] = fit[far]
             changed = True
@@ -218,6 +249,7 @@ def kmeans_tree(
     metric: str = "l2",
     seed: int = 0,
     sample_size: int = 0,
+    weights: Tensor | None = None,
 ) -> KMeansResult:
     """Two-level k-means: ``sqrt(k)`` coarse clusters, then each split into its share of ``k``.
 
@@ -231,12 +263,14 @@ def kmeans_tree(
     k = max(1, min(int(k), n))
     k1 = math.isqrt(k)
     if k1 < 2:
-        return kmeans(x, k, iters=iters, metric=metric, seed=seed, sample_size=sample_size)
-    coarse = kmeans(x, k1, iters=iters, metric=metric, seed=seed, sample_size=sample_size)
+        return kmeans(x, k, iters=iters, metric=metric, seed=seed, sample_size=sample_size,
+                      weights=weights)  # fmt: skip
+    coarse = kmeans(x, k1, iters=iters, metric=metric, seed=seed, sample_size=sample_size,
+                    weights=weights)  # fmt: skip
     counts = torch.bincount(coarse.labels, minlength=coarse.centroids.shape[0])
     alloc = _apportion(counts, k)
     with single_thread():
-        return _fit_cells(x, coarse, counts, alloc, iters, metric, seed, sample_size)
+        return _fit_cells(x, coarse, counts, alloc, iters, metric, seed, sample_size, weights)
 
 
 def _fit_cells(
@@ -248,6 +282,7 @@ def _fit_cells(
     metric: str,
     seed: int,
     sample_size: int,
+    weights: Tensor | None = None,
 ) -> KMeansResult:
     """Second level of :func:`kmeans_tree`: split each coarse cell into its ``alloc`` codes."""
     n = x.shape[0]
@@ -268,6 +303,7 @@ def _fit_cells(
             seed=seed + 1 + cell,
             sample_size=sample_size,
             init="random",  # thousands of small fits: k-means++ seeding would dominate
+            weights=None if weights is None else weights[idx],
         )
         labels[idx] = sub.labels + offset
         offset += sub.centroids.shape[0]

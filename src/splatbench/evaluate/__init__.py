@@ -15,6 +15,7 @@ from splatbench.evaluate.scene import (
     RenderTiming,
     evaluate_model,
     evaluate_scene,
+    parse_model_arg,
     storage_bytes,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "eval_config_from_params",
     "evaluate_model",
     "evaluate_scene",
+    "parse_model_arg",
     "pick_views",
     "storage_bytes",
 ]

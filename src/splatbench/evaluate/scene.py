@@ -32,7 +32,7 @@ EVAL_SCHEMA_VERSION = 1
 #: Images evaluated per call of ``evaluate_images``: bounds memory (renders are float32) while
 #: loading the LPIPS network only once per chunk.
 CHUNK_IMAGES = 8
-MODEL_NAMES = ("trained", "compressed")
+MODEL_NAMES = ("trained", "compressed")  # always known; exports add their own names
 COMPARISONS_FILENAME = "comparisons.json"
 
 
@@ -45,10 +45,11 @@ class ModelInput:
     """One model to evaluate.
 
     Attributes:
-        name: ``trained`` or ``compressed`` (keys of ``models`` in eval.json).
+        name: ``trained``, ``compressed`` or an export's name (keys of ``models`` in eval.json).
         ply: the 3DGS PLY to render (for a compressed model: its decoded PLY).
-        storage_dir: for a compressed model, the directory holding the compressed files; its
-            size (all files but ``ply``) is the model's storage. None: the PLY's own size.
+        storage_dir: for a compressed model, the directory holding the compressed files (its
+            size, all files but ``ply``, is the model's storage) or the single compressed file.
+            None: the PLY's own size.
     """
 
     name: str
@@ -87,6 +88,8 @@ def storage_bytes(model: ModelInput) -> tuple[int, str]:
     """Bytes the model takes on disk and what was counted."""
     if model.storage_dir is None:
         return model.ply.stat().st_size, "PLY file size"
+    if Path(model.storage_dir).is_file():
+        return Path(model.storage_dir).stat().st_size, f"size of {model.storage_dir}"
     ply = model.ply.resolve()
     files = [p for p in sorted(Path(model.storage_dir).rglob("*"))
              if p.is_file() and p.resolve() != ply]  # fmt: skip
@@ -95,6 +98,23 @@ def storage_bytes(model: ModelInput) -> tuple[int, str]:
     return sum(p.stat().st_size for p in files), (
         f"sum of the {len(files)} files in {model.storage_dir} except the decoded PLY"
     )
+
+
+def parse_model_arg(text: str) -> ModelInput:
+    """``NAME=PLY[:STORAGE]`` (the evaluate stage's ``--model``) -> :class:`ModelInput`.
+
+    Raises:
+        EvaluateError: no name or no PLY, naming the argument.
+    """
+    name, eq, rest = text.partition("=")
+    ply, _, storage = rest.partition(":")
+    if not eq or not name.strip() or not ply.strip():
+        raise EvaluateError(
+            f"--model {text!r}: expected NAME=PLY or NAME=PLY:STORAGE",
+            fix="e.g. --model spz=data/compressed/S/export_decoded/spz.ply:"
+            "data/compressed/S/export/scene.spz",
+        )
+    return ModelInput(name.strip(), Path(ply), Path(storage) if storage else None)
 
 
 def resolve_device(backend: str) -> tuple[str, torch.device]:
@@ -377,6 +397,21 @@ def evaluate_scene(
             "size_ratio": round(t["storage_bytes"] / c["storage_bytes"], 3)
             if c["storage_bytes"]
             else None,
+        }
+    if "trained" in entries and len(entries) > 2:
+        # Every other model (viewer exports too) against the trained one.
+        t = entries["trained"]
+        doc["vs_trained"] = {
+            name: {
+                "psnr_delta": _delta(e["psnr"], t["psnr"]),
+                "ssim_delta": _delta(e["ssim"], t["ssim"]),
+                "lpips_delta": _delta(e["lpips"], t["lpips"]),
+                "size_ratio": round(t["storage_bytes"] / e["storage_bytes"], 3)
+                if e["storage_bytes"]
+                else None,
+            }
+            for name, e in entries.items()
+            if name != "trained"
         }
     if comparisons_dir is not None:
         doc["comparisons"] = write_comparisons(comparisons_dir, views.names, strips, entries)

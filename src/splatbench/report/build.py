@@ -27,6 +27,7 @@ from splatbench.report.reference import (
     reference_frame,
 )
 from splatbench.report.tables import COLUMNS, drop_empty_columns, markdown_table, summary_frame
+from splatbench.report.viewer import ViewerResult, build_viewer
 
 CURVES_PNG = "plots/training_curves.png"
 QUALITY_PNG = "plots/quality_vs_size.png"
@@ -217,6 +218,8 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig, out_dir: Path) -> Repo
         files.append(QUALITY_PNG)
     with staging_dir(out_dir / "images") as images_stage:
         comparisons = _copy_comparisons(scenes, inputs.eval_dir, images_stage)
+    viewer = build_viewer(out_dir, [sm.scene for sm in scenes], root=Path(inputs.root))
+    warnings += viewer.notes
 
     # Every CSV row carries its convention (a CSV travels without the markdown around it).
     csv_df = summary.copy()
@@ -231,6 +234,7 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig, out_dir: Path) -> Repo
         scenes, summary, costs, reference, compression_ref, describe, dataset, cfg, warnings,
         curve_names, has_quality, comparisons,
     )  # fmt: skip
+    sections.insert(len(sections) - 1, viewer_section(viewer))
     title = inputs.title
     intro = [
         f"Scenes: {', '.join(sm.scene for sm in scenes) or 'none'}. Dataset: {dataset}. "
@@ -242,7 +246,30 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig, out_dir: Path) -> Repo
     atomic_write_text(out_dir / "index.html", render_page(title, intro, sections))
     files += ["summary.md", "index.html"]
     files += [c["src"] for c in comparisons]
+    files += viewer.files
     return ReportResult(summary, costs, reference, files, warnings)
+
+
+def viewer_section(viewer: ViewerResult) -> Section:
+    """The "3D viewer" section: the viewer page in a lazily loaded frame, one link per model."""
+    if not viewer.models:
+        return Section("3D viewer", ["No models to view yet (the train and export stages have "
+                                     "not run)."])  # fmt: skip
+    first = next((m for m in viewer.models if m["name"] == "spz" and m["script"]),
+                 next((m for m in viewer.models if m["script"]), None))  # fmt: skip
+    text = [
+        "Orbit each scene's trained model and its compressed exports (PlayCanvas SOG, SPZ) in "
+        "the browser, offline: drag to orbit, right-drag to pan, wheel to zoom. Models load "
+        "only when picked. Viewer: Spark on three.js (bundled by `make viewer`). The viewer "
+        "files are the report stage's DVC output reports/viewer/ (dvc pull or dvc repro).",
+    ]
+    if not viewer.built:
+        text.append("The viewer bundle was not built, so models cannot be drawn: run `make "
+                    "viewer` (needs Node.js and npm), then `dvc repro -f report`.")  # fmt: skip
+    src = f"{viewer.page}?model={first['key']}" if first else viewer.page
+    links = [(f"{viewer.page}?model={m['key']}", f"{m['key']} ({m['bytes'] / 1e6:.2f} MB)")
+             for m in viewer.models if m["script"]]  # fmt: skip
+    return Section("3D viewer", text, iframe=src, links=links)
 
 
 def _sections(
@@ -269,7 +296,8 @@ def _sections(
         Section(
             "Results on test views",
             [f"PSNR/SSIM/LPIPS on held-out test views under convention '{conv}'; size is the "
-             "model's storage (PLY for trained, compressed files for compressed); 'mean' rows "
+             "model's storage (PLY for trained, compressed files for compressed, the .sog / .spz "
+             "file for the viewer-format exports playcanvas_sog and spz); 'mean' rows "
              "average over the scenes that have a value (column 'scenes')."],
             shown, cols,
         ),
@@ -336,4 +364,9 @@ def render_markdown(title: str, intro: Sequence[str], sections: Sequence[Section
             lines += [markdown_table(s.table, s.columns)]
         for f in s.figures:
             lines += [f"![{f.caption}]({f.src})", ""]
+        if s.iframe:
+            lines += [f"[Open the 3D viewer]({s.iframe})", ""]
+        lines += [f"- [{text}]({href})" for href, text in s.links]
+        if s.links:
+            lines.append("")
     return "\n".join(lines).rstrip() + "\n"

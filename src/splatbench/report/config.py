@@ -14,6 +14,7 @@ STAGE_FILES: dict[str, str] = {
     "sfm": "sfm",
     "train": "train",
     "compress": "compress",
+    "export": "export",
     "evaluate": "eval",
 }
 WORSE = ("lower", "higher")
@@ -81,6 +82,7 @@ DEFAULT_STAGE_INSTANCES: dict[str, str] = {
     "sfm": "ml.c6i.2xlarge",
     "train": "ml.g4dn.xlarge",
     "compress": "ml.c6i.4xlarge",
+    "export": "ml.c6i.4xlarge",
     "evaluate": "ml.g4dn.xlarge",
 }
 DEFAULT_RULES: tuple[RegressionRule, ...] = (

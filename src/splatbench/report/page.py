@@ -65,6 +65,9 @@ class Section:
     columns: Mapping[str, tuple[str, str]] | None = None
     figures: list[Figure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # An embedded page (the 3D viewer), loaded lazily, and links shown under it.
+    iframe: str | None = None
+    links: list[tuple[str, str]] = field(default_factory=list)  # (href, text)
 
 
 def html_table(df: pd.DataFrame, columns: Mapping[str, tuple[str, str]]) -> str:
@@ -92,7 +95,8 @@ def render_page(title: str, intro: Sequence[str], sections: Sequence[Section]) -
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         # No network: forbid anything but same-origin files and the inline style/script.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "img-src 'self' file: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
+        "img-src 'self' file: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+        "frame-src 'self' file:\">",
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
@@ -111,6 +115,18 @@ def render_page(title: str, intro: Sequence[str], sections: Sequence[Section]) -
                 f'alt="{html.escape(f.caption, quote=True)}" loading="eager">'
                 f"<figcaption>{html.escape(f.caption)}</figcaption></figure>"
             )
+        if s.iframe:
+            parts.append(
+                f'<iframe src="{html.escape(s.iframe, quote=True)}" loading="lazy" '
+                'title="3D viewer" style="width:100%;height:560px;border:1px solid #ccc">'
+                "</iframe>"
+            )
+        if s.links:
+            items = " | ".join(
+                f'<a href="{html.escape(href, quote=True)}">{html.escape(text)}</a>'
+                for href, text in s.links
+            )
+            parts.append(f'<p class="note">{items}</p>')
         parts.append("</section>")
     parts.append('<p id="selfcheck" data-images="" data-broken="">page check: not run</p>')
     parts.append(f"<script>{SELF_CHECK_JS}</script></body></html>")

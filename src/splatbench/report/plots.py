@@ -76,7 +76,7 @@ def plot_quality_vs_size(
         return False
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    markers = {"trained": "o", "compressed": "s"}
+    markers = {"trained": "o", "compressed": "s", "playcanvas_sog": "^", "spz": "D"}
     scenes = pts[pts["scene"] != "mean"]
     for scene, part in scenes.groupby("scene", sort=False):
         part = part.sort_values("size_mb")

@@ -10,7 +10,8 @@ import pandas as pd
 
 from splatbench.report.collect import SceneMetrics, stage_seconds
 
-MODELS = ("trained", "compressed")
+#: Models in the order the tables list them; any other model of eval.json follows.
+MODELS = ("trained", "compressed", "playcanvas_sog", "spz")
 #: Summary columns: name -> (markdown header, formatter kind).
 COLUMNS: dict[str, tuple[str, str]] = {
     "scene": ("scene", "text"),
@@ -71,15 +72,21 @@ def scene_rows(sm: SceneMetrics) -> list[dict[str, Any]]:
         "convention": sm.get("evaluate", "convention", "name"),
     }
     rows = []
-    for model in MODELS:
+    evaluated = list(sm.get("evaluate", "models", default={}) or {})
+    exports = sm.get("export", "formats", default={}) or {}
+    for model in dict.fromkeys([*MODELS, *evaluated, *exports]):
         entry = sm.get("evaluate", "models", model, default={})
         if model == "compressed" and not entry and not compress:
             continue
-        own = train if model == "trained" else compress
+        if model not in ("trained", "compressed") and not entry and model not in exports:
+            continue
+        own = train if model == "trained" else compress if model == "compressed" else None
+        if model in exports:
+            own = {"bytes": exports[model].get("bytes"), **exports[model]}
         size_mb = _num(entry.get("storage_mb"))
         if math.isnan(size_mb) and own:
             # train.json records no size; compress.json calls its total ``bytes``.
-            size_bytes = _first(own, "storage_bytes", "bytes") if model == "compressed" else None
+            size_bytes = _first(own, "storage_bytes", "bytes") if model != "trained" else None
             size_mb = _num(size_bytes) / 1e6 if size_bytes is not None else math.nan
         rows.append({
             "scene": sm.scene,
@@ -105,7 +112,7 @@ def summary_frame(scenes: Sequence[SceneMetrics]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "n_scenes"])
     df["n_scenes"] = math.nan
     means = []
-    for model in MODELS:
+    for model in dict.fromkeys(df["model"]):
         part = df[df["model"] == model]
         if part.empty:
             continue
