@@ -20,7 +20,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -31,6 +30,7 @@ from typing import Any
 
 import pytest
 import s3_fixture
+from project_copy import copy_project
 from s3_fixture import SeaweedS3, list_keys, scan_for_secrets
 
 from splatbench.cloud.contract import JobSpec, compose_params, params_sha256
@@ -39,9 +39,6 @@ from splatbench.cloud.local_executor import LOG_GROUP, LocalLogs, LocalSageMaker
 pytestmark = pytest.mark.integration
 seaweedfs = s3_fixture.seaweedfs
 
-SMALL_SOURCE = "synthetic://blocks?views=24&width=240&height=180&seed=0"
-PROJECT_FILES = ["dvc.yaml", ".dvcignore", "conf", "stages", "src", "scripts", "benchmarks"]
-PROJECT_FILES += ["pyproject.toml", ".gitignore", "hardware.yaml"]
 BASE_STEPS = 40
 JOB_TIMEOUT_S = 600
 
@@ -72,23 +69,7 @@ def world(
     s3: SeaweedS3, tmp_path_factory: pytest.TempPathFactory, repo_root: Path
 ) -> dict[str, Any]:
     bucket = s3.make_bucket("sm")
-    project = tmp_path_factory.mktemp("project")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in PROJECT_FILES:
-        src = repo_root / name
-        if src.is_dir():
-            shutil.copytree(src, project / name, ignore=ignore)
-        else:
-            shutil.copy2(src, project / name)
-    (project / ".dvc").mkdir()
-    for name in ("config", ".gitignore"):
-        shutil.copy2(repo_root / ".dvc" / name, project / ".dvc" / name)
-    bench = project / "conf" / "benchmark" / "synthetic.yaml"
-    text = bench.read_text()
-    bench.write_text(re.sub(r"synthetic://blocks\?[^\s\"']+", SMALL_SOURCE, text))
-    train = project / "conf" / "train" / "synthetic.yaml"
-    train.write_text(re.sub(r"\nmax_steps: \d+", f"\nmax_steps: {BASE_STEPS}", train.read_text()))
-    subprocess.run([sys.executable, "scripts/compose_params.py"], cwd=project, check=True)
+    project = copy_project(repo_root, tmp_path_factory.mktemp("project"), max_steps=BASE_STEPS)
     _git(project, "init", "-q", "-b", "main")
     dvc = [sys.executable, "-m", "dvc"]
     # The remote as docs/s3.md sets it up: URL and endpoint committed, credentials not.

@@ -11,31 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from project_copy import SMALL_SOURCE, copy_project
 
 pytestmark = pytest.mark.integration
 
-SMALL_SOURCE = "synthetic://blocks?views=24&width=240&height=180&seed=0"
 TRAIN_STEPS = 150
-PROJECT_FILES = [
-    "dvc.yaml",
-    "hardware.yaml",
-    ".dvcignore",
-    "conf",
-    "stages",
-    "src",
-    "scripts",
-    "benchmarks",
-    "pyproject.toml",
-    "tools",  # npm lockfiles (the report's viewer bundle, built or not)
-]
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -58,32 +44,7 @@ def _dvc(*args: str, cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
-    dst = tmp_path_factory.mktemp("project")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "node_modules")
-    for name in PROJECT_FILES:
-        src = repo_root / name
-        if src.is_dir():
-            shutil.copytree(src, dst / name, ignore=ignore)
-        else:
-            shutil.copy2(src, dst / name)
-    (dst / ".dvc").mkdir()
-    for name in ("config", ".gitignore"):
-        shutil.copy2(repo_root / ".dvc" / name, dst / ".dvc" / name)
-    # A smaller scene keeps the test quick; conf/ is edited (not params.yaml) so that
-    # `dvc exp run` re-composing conf/ keeps it.
-    bench = dst / "conf" / "benchmark" / "synthetic.yaml"
-    text = bench.read_text()
-    default_source = "synthetic://blocks?views=24&width=320&height=240&seed=0"
-    assert default_source in text
-    bench.write_text(text.replace(default_source, SMALL_SOURCE))
-    train = dst / "conf" / "train" / "synthetic.yaml"
-    train_text = train.read_text()
-    assert "\nmax_steps: " in train_text
-    train.write_text(re.sub(r"\nmax_steps: \d+", f"\nmax_steps: {TRAIN_STEPS}", train_text))
-    _run([sys.executable, "scripts/compose_params.py"], dst)
-    # Record this machine's hardware, as `make demo` does (on a GPU box it differs from the
-    # committed CPU file).
-    _run([str(Path(sys.executable).parent / "splatbench"), "hardware"], dst)
+    dst = copy_project(repo_root, tmp_path_factory.mktemp("project"), max_steps=TRAIN_STEPS)
     _run(["git", "init", "-q", "-b", "main"], dst)
     _run(["git", "add", "-A"], dst)
     _run(["git", "commit", "-qm", "project copy"], dst)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,16 +19,14 @@ from typing import Any
 
 import pytest
 import s3_fixture
+from project_copy import copy_project
 from s3_fixture import SeaweedS3, scan_for_secrets
 
 pytestmark = pytest.mark.integration
 seaweedfs = s3_fixture.seaweedfs
 
-SMALL_SOURCE = "synthetic://blocks?views=24&width=240&height=180&seed=0"
 TRAIN_STEPS = 120
 OVERRIDE = "strategy.grow_grad2d=1e-4"
-PROJECT_FILES = ["dvc.yaml", ".dvcignore", ".gitignore", "conf", "stages", "src", "scripts",
-                 "benchmarks", "containers", "pyproject.toml", "hardware.yaml"]  # fmt: skip
 # Metric leaves that measure the machine rather than the result (times, speeds, memory, paths).
 _VOLATILE = re.compile(
     r"seconds|per_second|peak_memory|device_name|lin_file|backbone_file|reason|fix|torch_version"
@@ -101,27 +98,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, repo_root: Path, seaweedfs: Se
     home = tmp_path_factory.mktemp("remote-e2e")
     env = _env(seaweedfs, home)
     bucket = seaweedfs.make_bucket("e2e")
-    project = home / "project"
-    project.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in PROJECT_FILES:
-        src = repo_root / name
-        if src.is_dir():
-            shutil.copytree(src, project / name, ignore=ignore)
-        else:
-            shutil.copy2(src, project / name)
-    # The small scene and short training of tests/test_pipeline_dvc.py, set in conf/ so that
-    # composing (locally, in the job, by `dvc exp run`) keeps them.
-    bench = project / "conf" / "benchmark" / "synthetic.yaml"
-    text = bench.read_text()
-    bench.write_text(text.replace("synthetic://blocks?views=24&width=320&height=240&seed=0",
-                                  SMALL_SOURCE))  # fmt: skip
-    train = project / "conf" / "train" / "synthetic.yaml"
-    train.write_text(re.sub(r"\nmax_steps: \d+", f"\nmax_steps: {TRAIN_STEPS}", train.read_text()))
-    _run([sys.executable, "scripts/compose_params.py"], project, env)
-    (project / ".dvc").mkdir()
-    shutil.copy2(repo_root / ".dvc" / ".gitignore", project / ".dvc" / ".gitignore")
-    shutil.copy2(repo_root / ".dvc" / "config", project / ".dvc" / "config")
+    project = copy_project(repo_root, home / "project", max_steps=TRAIN_STEPS)
     _git("init", "-q", "-b", "main", cwd=project, env=env)
     # The DVC remote is committed (the job reads it); credentials stay in the environment.
     _dvc("remote", "add", "-d", "storage", f"s3://{bucket}/dvc", cwd=project, env=env)
