@@ -72,3 +72,17 @@ def test_group_overrides_compose(
     compose(out, [override], root=repo_root)
     params = yaml.safe_load(out.read_text())
     assert params[key[0]][key[1]] == expected
+
+
+@pytest.mark.parametrize("preset", ["3dgs", "gsplat", "nerfbaselines", "nerfbaselines-nerf"])
+def test_eval_group_selects_an_anchor_convention_unmodified(
+    repo_root: Path, tmp_path: Path, preset: str
+) -> None:
+    """`-S eval=<preset>` gives that anchor's convention as is (not "custom (from ...)")."""
+    from splatbench.metrics import convention_from_config
+
+    out = tmp_path / "params.yaml"
+    compose(out, [f"eval={preset}"], root=repo_root)
+    convention = convention_from_config(yaml.safe_load(out.read_text())["eval"])
+    assert convention.name == preset
+    assert convention.overrides == ()
