@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{exc}; checkpoints in {ckpt_dir}", file=sys.stderr, flush=True)
         sys.exit(INTERRUPTED_EXIT_CODE)
     write_stage_metrics(args.scene, "train", {"scene": args.scene, **metrics})
+    if metrics.get("resumed_from_step") is not None:  # an interrupted run (spot, SIGTERM, kill)
+        print(f"train: resumed from the checkpoint at step {metrics['resumed_from_step']}",
+              file=sys.stderr)  # fmt: skip
     for warning in metrics.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     # The run finished and its outputs are in place: its checkpoints are no longer needed.

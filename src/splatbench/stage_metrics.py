@@ -4,10 +4,10 @@
 few numbers a person compares across experiments (``dvc exp show``, ``dvc metrics diff``,
 ``splatbench diff``), about 15 per scene in all. The full record a stage produces (per-image
 values, settings, per-file bytes, timings, conventions, warnings, diagnostics) goes to
-``metrics/<scene>/details/<stage>.json``, a ``cache: false`` output: versioned in git and read by
-the report, but not a DVC metric, so it no longer floods the experiment table with hundreds of
-columns. The headline is derived from the details by the pure functions below, so the two can
-never disagree.
+``metrics/<scene>/details/<stage>.json``, a DVC-cached output (``cache: false`` would cost the
+stage DVC's run cache): versioned by DVC and read by the report, but not a DVC metric, so it
+does not flood the experiment table with hundreds of columns. The headline is derived from the
+details by the pure functions below, so the two can never disagree.
 """
 
 from __future__ import annotations
