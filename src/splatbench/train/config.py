@@ -180,6 +180,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     max_gaussians: int | None = None
+    # Which conf/train file composed this section (train/<benchmark>, or default when the
+    # benchmark has none); informational, it changes no training behaviour.
+    protocol: str = "default"
 
     def __post_init__(self) -> None:
         _require(
