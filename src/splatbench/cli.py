@@ -115,12 +115,14 @@ def _register_commands() -> None:
     from splatbench.hardware_cli import hardware_command
     from splatbench.metrics.weights_cli import weights_app
     from splatbench.report.diff_cli import diff_command
+    from splatbench.sweep.cli import sweep_app
 
     app.command("ingest")(ingest_command)
     app.command("diff")(diff_command)
     app.add_typer(weights_app, name="weights")
     app.command("hardware")(hardware_command)
     app.add_typer(remote_app, name="remote")
+    app.add_typer(sweep_app, name="sweep")
 
 
 _register_commands()
