@@ -247,7 +247,7 @@ def write_report(root: Path, grid: SweepGrid, tables: SweepTables, extra: Sequen
                 paragraphs=[
                     "Pareto: on the front of test PSNR vs Gaussians (size) or vs train "
                     "time (time): no other point is better on both."
-                ],  # fmt: skip
+                ],
                 table=points,
                 columns=_point_columns(grid),
             ),
@@ -267,7 +267,7 @@ def write_report(root: Path, grid: SweepGrid, tables: SweepTables, extra: Sequen
                         "Against the point with the same parameters and early_stop=off "
                         "(same max_steps); positive seconds saved is faster, positive "
                         "PSNR lost is worse."
-                    ],  # fmt: skip
+                    ],
                     table=tables.early_stop,
                     columns=EARLY_STOP_COLUMNS,
                 )
@@ -279,7 +279,7 @@ def write_report(root: Path, grid: SweepGrid, tables: SweepTables, extra: Sequen
                 paragraphs=[
                     f"{n_warn} of {len(tables.warnings)} scene runs have warnings "
                     "(details/train.json)."
-                ],  # fmt: skip
+                ],
                 table=tables.warnings,
                 columns=WARNING_COLUMNS,
             )
