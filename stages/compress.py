@@ -6,8 +6,8 @@ from pathlib import Path
 
 from splatbench.cli_support import run_stage, stage_parser
 from splatbench.compress import compress_splats
-from splatbench.fsutil import atomic_write_json
 from splatbench.params import load_params, section
+from splatbench.stage_metrics import write_stage_metrics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,8 +23,7 @@ def main(argv: list[str] | None = None) -> None:
         section(load_params(args.params), "compress"),
         decoded_ply=out / "decoded.ply",
     )
-    metrics_path = Path("metrics") / args.scene / "compress.json"
-    atomic_write_json(metrics_path, {"scene": args.scene, **metrics})
+    write_stage_metrics(args.scene, "compress", {"scene": args.scene, **metrics})
 
 
 if __name__ == "__main__":

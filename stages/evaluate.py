@@ -1,8 +1,9 @@
 """DVC stage `evaluate`: metrics of one scene's models on its test views.
 
 Reads data/sfm/<scene>/ and data/splats/<scene>/point_cloud.ply (and, with --compressed, the
-decoded compressed model); writes metrics/<scene>/eval.json and comparison images under
-data/eval/<scene>/.
+decoded compressed model); writes metrics/<scene>/eval.json (test-view PSNR/SSIM/LPIPS of the
+trained and compressed models), the full record in metrics/<scene>/details/eval.json, and
+comparison images under data/eval/<scene>/.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from pathlib import Path
 from splatbench.benchmark import scene_spec
 from splatbench.cli_support import run_stage, stage_parser
 from splatbench.evaluate import ModelInput, eval_config_from_params, evaluate_scene, parse_model_arg
-from splatbench.fsutil import atomic_write_json
 from splatbench.hardware import check_hardware
 from splatbench.params import load_params, section
+from splatbench.stage_metrics import write_stage_metrics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,10 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{m.name}: not evaluated, {m.ply} does not exist (left out of export.formats?)"
         for m in skipped
     ]
-    atomic_write_json(
-        Path("metrics") / spec.name / "eval.json",
-        {"scene": spec.name, "dataset": spec.dataset, **doc},
-    )
+    write_stage_metrics(spec.name, "eval", {"scene": spec.name, "dataset": spec.dataset, **doc})
 
 
 if __name__ == "__main__":

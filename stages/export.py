@@ -1,6 +1,6 @@
 """DVC stage `export`: write one scene's trained splats in the viewer formats (PlayCanvas SOG,
 Niantic SPZ) to data/compressed/<scene>/export/, their decodes to .../export_decoded/, and
-metrics/<scene>/export.json."""
+metrics/<scene>/export.json (headline) and details/export.json."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 from splatbench.cli_support import run_stage, stage_parser
 from splatbench.compress.export import export_viewer_formats
-from splatbench.fsutil import atomic_write_json
 from splatbench.params import load_params, section
+from splatbench.stage_metrics import write_stage_metrics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> None:
         section(load_params(args.params), "export"),
         decoded_dir=out / "export_decoded",
     )
-    atomic_write_json(
-        Path("metrics") / args.scene / "export.json", {"scene": args.scene, **metrics}
-    )
+    write_stage_metrics(args.scene, "export", {"scene": args.scene, **metrics})
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from splatbench.benchmark import scene_spec
 from splatbench.cli_support import run_stage, stage_parser
-from splatbench.fsutil import atomic_write_json
 from splatbench.ingest.pipeline import ingest_scene
 from splatbench.params import load_params, section
+from splatbench.stage_metrics import write_stage_metrics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,8 +26,10 @@ def main(argv: list[str] | None = None) -> None:
         progress=sys.stderr.isatty(),
     )
     files = result.manifest["files"]
-    atomic_write_json(
-        Path("metrics") / spec.name / "ingest.json",
+    # Ingest has no headline numbers: its record is a details file only (not a DVC metric).
+    write_stage_metrics(
+        spec.name,
+        "ingest",
         {
             "scene": spec.name,
             "dataset": spec.dataset,

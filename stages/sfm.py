@@ -7,11 +7,11 @@ from pathlib import Path
 
 from splatbench.benchmark import scene_spec
 from splatbench.cli_support import run_stage, stage_parser
-from splatbench.fsutil import atomic_write_json
 from splatbench.params import load_params, section
 from splatbench.scene.split import SplitConfig
 from splatbench.sfm.config import ResolutionConfig, SfmConfig
 from splatbench.sfm.pipeline import run_sfm
+from splatbench.stage_metrics import write_stage_metrics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,10 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         ResolutionConfig(downscale=spec.downscale),
         progress=sys.stderr.isatty(),
     )
-    atomic_write_json(
-        Path("metrics") / spec.name / "sfm.json",
-        {"scene": spec.name, "dataset": spec.dataset, **metrics},
-    )
+    write_stage_metrics(spec.name, "sfm", {"scene": spec.name, "dataset": spec.dataset, **metrics})
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from splatbench.cli_support import run_stage, stage_parser
-from splatbench.fsutil import atomic_write_json, sha256_file
+from splatbench.fsutil import sha256_file
 from splatbench.hardware import check_hardware
 from splatbench.params import load_params
+from splatbench.stage_metrics import write_stage_metrics
 from splatbench.train.config import configs_from_params
 from splatbench.train.interrupt import INTERRUPTED_EXIT_CODE, StopOnSignal, TrainingInterrupted
 from splatbench.train.scene import train_scene
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     except TrainingInterrupted as exc:
         print(f"{exc}; checkpoints in {ckpt_dir}", file=sys.stderr, flush=True)
         sys.exit(INTERRUPTED_EXIT_CODE)
-    atomic_write_json(Path("metrics") / args.scene / "train.json", {"scene": args.scene, **metrics})
+    write_stage_metrics(args.scene, "train", {"scene": args.scene, **metrics})
     for warning in metrics.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     # The run finished and its outputs are in place: its checkpoints are no longer needed.

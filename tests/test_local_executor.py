@@ -266,10 +266,11 @@ def test_job_runs_the_code_channel_and_uploads_the_model(
     assert re.fullmatch(r"sb-first/algo-1-\d{10}", streams[0]["logStreamName"])
 
     model = _model(s3, first_job["request"])
-    for name in ("dvc.lock", "params.yaml", "job.json", "metrics/blocks/ingest.json"):
+    for name in ("dvc.lock", "params.yaml", "job.json", "metrics/blocks/details/ingest.json"):
         assert name in model, sorted(model)
     assert "metrics/blocks/sfm.json" in model and "dvclive/blocks/metrics.json" in model
-    train = json.loads(model["metrics/blocks/train.json"])
+    assert json.loads(model["metrics/blocks/train.json"])["steps"] == BASE_STEPS
+    train = json.loads(model["metrics/blocks/details/train.json"])
     assert train["steps"] == BASE_STEPS and train["resumed_from_step"] is None
     job = json.loads(model["job.json"])
     commit = _git(world["project"], "rev-parse", "HEAD")
@@ -382,6 +383,6 @@ def test_spot_interruption_resumes_from_checkpoint_without_rerunning_sfm(
     assert "Pulling data for stage: 'sfm@blocks'" in second
     assert "Running stage 'sfm@blocks'" not in second
     assert "Running stage 'ingest@blocks'" not in second
-    train = json.loads(_model(s3, request)["metrics/blocks/train.json"])
+    train = json.loads(_model(s3, request)["metrics/blocks/details/train.json"])
     assert train["resumed_from_step"] == interrupted and train["steps"] == steps
     assert 0 < interrupted < steps

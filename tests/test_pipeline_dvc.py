@@ -77,14 +77,15 @@ def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
     split = json.loads((sfm_dir / "split.json").read_text())
     assert len(split["test"]) == 3 and len(split["train"]) == 21
 
-    metrics = json.loads((project / "metrics" / "blocks" / "sfm.json").read_text())
+    details = project / "metrics" / "blocks" / "details"
+    metrics = json.loads((details / "sfm.json").read_text())
     assert metrics["registered_images"] == metrics["total_images"] == 24
     assert metrics["mean_reprojection_error_px"] < 1.0
     assert metrics["pose_accuracy"]["rotation_error_deg"]["max"] < 1.0
-    ingest = json.loads((project / "metrics" / "blocks" / "ingest.json").read_text())
+    ingest = json.loads((details / "ingest.json").read_text())
     assert ingest["images"] == 24
 
-    train = json.loads((project / "metrics" / "blocks" / "train.json").read_text())
+    train = json.loads((details / "train.json").read_text())
     assert train["steps"] == TRAIN_STEPS and train["stop_reason"] == "max_steps"
     assert train["train_views"] == 21
     assert (project / "data" / "splats" / "blocks" / "point_cloud.ply").stat().st_size > 0
@@ -92,7 +93,7 @@ def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
     # A finished run leaves no checkpoints behind.
     assert not list((project / ".splatbench" / "checkpoints").rglob("*.pt"))
 
-    evaluation = json.loads((project / "metrics" / "blocks" / "eval.json").read_text())
+    evaluation = json.loads((details / "eval.json").read_text())
     trained = evaluation["models"]["trained"]
     assert len(trained["per_image"]) == 3  # the test views only
     assert trained["psnr"] > 10.0
@@ -112,6 +113,34 @@ def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
     html = (project / "reports" / "index.html").read_text()
     assert 'src="viewer/index.html?model=blocks/spz"' in html
     assert (project / "reports" / "viewer" / "models" / "blocks" / "spz.js").is_file()
+
+
+def test_dvc_metrics_are_the_headline_numbers(project: Path, first_repro: str) -> None:
+    """DVC sees only the headline files (a few numbers per stage); the details are outputs."""
+    shown = json.loads(_dvc("metrics", "show", "--json", cwd=project))
+    files = shown["workspace"]["data"]
+    assert sorted(files) == [
+        f"metrics/blocks/{stem}.json" for stem in ("compress", "eval", "export", "sfm", "train")
+    ]
+    data = {path: doc["data"] for path, doc in files.items()}
+    assert data["metrics/blocks/train.json"] == {
+        "gaussians": data["metrics/blocks/train.json"]["gaussians"],
+        "steps": TRAIN_STEPS,
+        "stop_reason": "max_steps",
+        "seconds": data["metrics/blocks/train.json"]["seconds"],
+    }
+    assert data["metrics/blocks/sfm.json"]["registered_images"] == 24
+    assert set(data["metrics/blocks/eval.json"]) == {"trained", "compressed"}
+    assert set(data["metrics/blocks/eval.json"]["trained"]) == {"psnr", "ssim", "lpips"}
+    assert data["metrics/blocks/export.json"]["spz_megabytes"] > 0
+    leaves = sum(len(doc) if stem != "eval.json" else 6
+                 for stem, doc in ((Path(p).name, d) for p, d in data.items()))  # fmt: skip
+    assert leaves == 16
+    # The headline is derived from the details record the report reads.
+    details = json.loads((project / "metrics/blocks/details/eval.json").read_text())
+    assert data["metrics/blocks/eval.json"]["trained"]["psnr"] == pytest.approx(
+        details["models"]["trained"]["psnr"]
+    )
 
 
 def test_second_repro_runs_nothing(project: Path, first_repro: str) -> None:
@@ -139,10 +168,10 @@ def test_compress_sweep_reruns_only_compress_evaluate_report(
         assert f"Running stage '{stage}'" in out, out
     for stage in ("ingest@blocks", "sfm@blocks", "train@blocks"):
         assert f"Running stage '{stage}'" not in out, out
-    compress = json.loads((project / "metrics" / "blocks" / "compress.json").read_text())
+    compress = json.loads((project / "metrics/blocks/details/compress.json").read_text())
     assert compress["settings"]["shN_points_per_code"] == 32
     assert "Running stage 'export@blocks'" not in out, out
-    evaluation = json.loads((project / "metrics" / "blocks" / "eval.json").read_text())
+    evaluation = json.loads((project / "metrics/blocks/details/eval.json").read_text())
     assert set(evaluation["models"]) == {"trained", "compressed", "playcanvas_sog", "spz"}
 
 

@@ -83,16 +83,18 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         comparisons_dir=root / "data/eval/s1",
     )  # fmt: skip
     m = root / "metrics"
-    atomic_write_json(m / "s1/eval.json", {"scene": "s1", "dataset": "mipnerf360", **doc})
-    atomic_write_json(m / "s1/train.json", TRAIN_S1)
-    atomic_write_json(m / "s1/sfm.json", SFM)
-    atomic_write_json(m / "s1/ingest.json", {"dataset": "mipnerf360", "seconds": 12.0})
+    atomic_write_json(m / "s1/details/eval.json", {"scene": "s1", "dataset": "mipnerf360", **doc})
+    atomic_write_json(m / "s1/details/train.json", TRAIN_S1)
+    atomic_write_json(m / "s1/details/sfm.json", SFM)
+    atomic_write_json(m / "s1/details/ingest.json", {"dataset": "mipnerf360", "seconds": 12.0})
     atomic_write_json(
-        m / "s1/compress.json",
+        m / "s1/details/compress.json",
         {"dataset": "mipnerf360", "encode_seconds": 850.0, "decode_seconds": 50.0, "bytes": 500},
     )
-    atomic_write_json(m / "s2/train.json", TRAIN_S2)
-    atomic_write_json(m / "s2/sfm.json", {**SFM, "registered_images": 15, "total_images": 17})
+    atomic_write_json(m / "s2/details/train.json", TRAIN_S2)
+    atomic_write_json(
+        m / "s2/details/sfm.json", {**SFM, "registered_images": 15, "total_images": 17}
+    )
     write_dvclive(root / "dvclive/s1")
     (root / "dvclive/s2/plots/metrics/train").mkdir(parents=True)
     (root / "dvclive/s2/plots/metrics/train/psnr.tsv").write_text("step\tpsnr\n50\t15\n100\t17\n")
@@ -120,7 +122,7 @@ def test_summary_rows_and_means(project: Path, report) -> None:
     keys = list(zip(df["scene"], df["model"], strict=True))
     assert keys == [("s1", "trained"), ("s1", "compressed"), ("s2", "trained"),
                     ("s3", "trained"), ("mean", "trained"), ("mean", "compressed")]  # fmt: skip
-    ev = json.loads((project / "metrics/s1/eval.json").read_text())
+    ev = json.loads((project / "metrics/s1/details/eval.json").read_text())
     s1 = df[(df.scene == "s1") & (df.model == "trained")].iloc[0]
     assert s1["psnr"] == pytest.approx(ev["models"]["trained"]["psnr"], rel=1e-5)
     assert s1["stop_reason"] == "plateau" and "never fired" in s1["densification_warnings"]
@@ -195,9 +197,9 @@ def test_comparability_flags() -> None:
 
 
 def test_corrupt_metrics_file_names_it(tmp_path: Path) -> None:
-    (tmp_path / "x").mkdir()
-    (tmp_path / "x/eval.json").write_text("{not json")
-    with pytest.raises(ReportError, match=r"eval\.json"):
+    (tmp_path / "x/details").mkdir(parents=True)
+    (tmp_path / "x/details/eval.json").write_text("{not json")
+    with pytest.raises(ReportError, match=r"details/eval\.json"):
         collect_metrics(tmp_path)
 
 
@@ -283,7 +285,7 @@ def test_index_html_in_headless_chromium(project: Path, report, tmp_path: Path) 
     images, broken = int(check.group(1)), int(check.group(2))
     assert broken == 0, re.search(r'id="selfcheck"[^>]*>([^<]*)', dom).group(1)
     assert images == 2 + 4  # two plots, 2 comparison views x 2 models
-    ev = json.loads((project / "metrics/s1/eval.json").read_text())
+    ev = json.loads((project / "metrics/s1/details/eval.json").read_text())
     assert f"{ev['models']['trained']['psnr']:.2f}" in dom
     for scene in ("s1", "s2", "s3"):
         assert f"<td>{scene}</td>" in dom
@@ -300,7 +302,7 @@ def test_index_html_in_headless_chromium(project: Path, report, tmp_path: Path) 
 def test_compressed_row_from_compress_json_alone(tmp_path: Path) -> None:
     """Before the evaluate stage has run, the compressed row shows compress.json's size."""
     doc = {"bytes": 2_000_000, "num_gaussians": 10, "encode_seconds": 3.0, "decode_seconds": 1.0}
-    atomic_write_json(tmp_path / "s/compress.json", doc)
+    atomic_write_json(tmp_path / "s/details/compress.json", doc)
     [sm] = collect_metrics(tmp_path)
     from splatbench.report import stage_seconds, summary_frame
 

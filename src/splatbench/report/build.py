@@ -49,7 +49,7 @@ class ReportInputs:
     """Where the report reads from.
 
     Attributes:
-        metrics_dir: ``metrics/`` (``<scene>/{ingest,sfm,train,compress,eval}.json``).
+        metrics_dir: ``metrics/`` (the full records ``<scene>/details/<stage>.json``).
         scenes: the benchmark's scenes (None: every directory in ``metrics_dir``).
         title: page title, e.g. the benchmark name.
         dataset: dataset whose published numbers to show (None: from the metrics files).
@@ -238,8 +238,8 @@ def build_report(inputs: ReportInputs, cfg: ReportConfig, out_dir: Path) -> Repo
     title = inputs.title
     intro = [
         f"Scenes: {', '.join(sm.scene for sm in scenes) or 'none'}. Dataset: {dataset}. "
-        "Built from metrics/<scene>/{ingest,sfm,train,compress,eval}.json; '-' marks a value "
-        "whose stage has not run or did not measure it.",
+        "Built from metrics/<scene>/details/{ingest,sfm,train,compress,export,eval}.json; "
+        "'-' marks a value whose stage has not run or did not measure it.",
         _convention_sentence(describe),
     ]
     atomic_write_text(out_dir / "summary.md", render_markdown(title, intro, sections))

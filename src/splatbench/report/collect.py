@@ -1,4 +1,5 @@
-"""Read every scene's metrics files; any may be missing, the report shows what exists."""
+"""Read every scene's full stage records (``metrics/<scene>/details/<stage>.json``, see
+:mod:`splatbench.stage_metrics`); any may be missing, the report shows what exists."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from splatbench.errors import SplatbenchError
 from splatbench.report.config import STAGE_FILES
+from splatbench.stage_metrics import details_path
 
 
 class ReportError(SplatbenchError):
@@ -18,7 +20,7 @@ class ReportError(SplatbenchError):
 
 @dataclass
 class SceneMetrics:
-    """The metrics files of one scene, by stage name (``ingest`` ... ``evaluate``).
+    """The full records (details files) of one scene, by stage name (``ingest`` ... ``evaluate``).
 
     Attributes:
         scene: scene name (a directory under ``metrics/``).
@@ -60,7 +62,7 @@ def read_metrics_file(path: Path) -> dict[str, Any]:
 
 
 def collect_metrics(metrics_dir: Path, scenes: Iterable[str] | None = None) -> list[SceneMetrics]:
-    """Metrics of ``scenes`` (default: every directory in ``metrics_dir``), in that order.
+    """Details records of ``scenes`` (default: every directory in ``metrics_dir``), in order.
 
     A listed scene without a directory is returned with no stages (shown as not run yet).
     """
@@ -75,7 +77,7 @@ def collect_metrics(metrics_dir: Path, scenes: Iterable[str] | None = None) -> l
     for scene in scenes:
         sm = SceneMetrics(scene)
         for stage, stem in STAGE_FILES.items():
-            path = metrics_dir / scene / f"{stem}.json"
+            path = details_path(metrics_dir, scene, stem)
             if path.is_file():
                 sm.stages[stage] = read_metrics_file(path)
         out.append(sm)

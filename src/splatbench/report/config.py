@@ -26,8 +26,8 @@ class RegressionRule:
 
     Attributes:
         name: label in the diff table (``psnr``, ``size``, ...).
-        metric: glob over DVC's flattened metric key (``models.*.psnr``).
-        file: glob over the metrics file path (``*/eval.json``).
+        metric: glob over DVC's flattened metric key (``*.psnr``: ``trained.psnr`` ...).
+        file: glob over the metrics file path (``*eval.json``).
         worse: ``lower`` (higher is better: PSNR) or ``higher`` (lower is better: LPIPS, size).
         abs: worsening (in the metric's unit) that must be exceeded; None: not checked.
         rel: worsening as a fraction of the old value that must be exceeded; None: not checked.
@@ -86,19 +86,11 @@ DEFAULT_STAGE_INSTANCES: dict[str, str] = {
     "evaluate": "ml.g4dn.xlarge",
 }
 DEFAULT_RULES: tuple[RegressionRule, ...] = (
-    RegressionRule("psnr", "models.*.psnr", "*eval.json", "lower", abs=0.1),
-    RegressionRule("ssim", "models.*.ssim", "*eval.json", "lower", abs=0.005),
-    RegressionRule("lpips", "models.*.lpips", "*eval.json", "higher", abs=0.005),
-    RegressionRule("size", "models.*.storage_bytes", "*eval.json", "higher", rel=0.05),
-    RegressionRule(
-        "render_speed", "models.*.render.images_per_second", "*eval.json", "lower", rel=0.5
-    ),
+    RegressionRule("psnr", "*.psnr", "*eval.json", "lower", abs=0.1),
+    RegressionRule("ssim", "*.ssim", "*eval.json", "lower", abs=0.005),
+    RegressionRule("lpips", "*.lpips", "*eval.json", "higher", abs=0.005),
+    RegressionRule("size", "*megabytes", "*.json", "higher", rel=0.05),
     RegressionRule("train_time", "seconds", "*train.json", "higher", rel=0.25),
-    RegressionRule("train_psnr", "train_psnr", "*train.json", "lower", abs=0.1),
-    RegressionRule("sfm_registered", "registered_fraction", "*sfm.json", "lower", abs=0.0),
-    RegressionRule(
-        "sfm_reprojection", "mean_reprojection_error_px", "*sfm.json", "higher", abs=0.1
-    ),
 )
 
 
@@ -164,8 +156,7 @@ def report_config_from_dict(d: Mapping[str, Any] | None) -> ReportConfig:
             if not isinstance(rule, Mapping) or "metric" not in rule:
                 raise ConfigError(
                     f"report.regression.{name} must be a mapping with at least `metric`",
-                    fix="e.g. psnr: {metric: 'models.*.psnr', file: '*eval.json', "
-                    "worse: lower, abs: 0.1}",
+                    fix="e.g. psnr: {metric: '*.psnr', file: '*eval.json', worse: lower, abs: 0.1}",
                 )
             check_known_keys(rule, _RULE_KEYS, f"report.regression.{name}")
             rules.append(RegressionRule(name=str(name), **dict(rule)))

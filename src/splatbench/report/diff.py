@@ -9,6 +9,7 @@ regressions; changes within a threshold are reported but not flagged.
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class MetricChange:
 
     Attributes:
         path: metrics file (``metrics/<scene>/eval.json``).
-        key: flattened key (``models.trained.psnr``).
+        key: flattened key (``trained.psnr``).
         old, new: values (None where absent on that side).
         rule: the regression rule that applies (its name), or None.
         status: ``regression`` | ``improved`` | ``within`` (changed, within the rule's threshold)
@@ -186,9 +187,90 @@ def summary_line(changes: Sequence[MetricChange], rev: str) -> str:
     return f"No regressions against {rev} ({len(changed)} of {len(changes)} metrics changed)."
 
 
+@dataclass(frozen=True)
+class HeadlineRow:
+    """One row of the per-scene headline table: a key of a headline metrics file.
+
+    Attributes:
+        label: what the row shows (``test PSNR, trained``).
+        stem: the headline file's stem (``eval`` for ``metrics/<scene>/eval.json``).
+        key: DVC's flattened key in it (``trained.psnr``).
+    """
+
+    label: str
+    stem: str
+    key: str
+
+
+#: The per-scene headline table of ``splatbench diff --md``, in order: test-view quality of the
+#: trained and compressed models first (what regressions are judged on, with size and time),
+#: then the training run's shape. Keys are those of :mod:`splatbench.stage_metrics`.
+HEADLINE_ROWS: tuple[HeadlineRow, ...] = (
+    *(
+        HeadlineRow(f"test {name}, {model}", "eval", f"{model}.{key}")
+        for key, name in (("psnr", "PSNR"), ("ssim", "SSIM"), ("lpips", "LPIPS"))
+        for model in ("trained", "compressed")
+    ),
+    HeadlineRow("Gaussians", "train", "gaussians"),
+    HeadlineRow("compressed MB", "compress", "megabytes"),
+    HeadlineRow("train seconds", "train", "seconds"),
+    HeadlineRow("steps", "train", "steps"),
+    HeadlineRow("stop reason", "train", "stop_reason"),
+)
+
+
+def _scene_and_stem(path: str) -> tuple[str, str] | None:
+    """``metrics/<scene>/<stem>.json`` -> (scene, stem); None for any other metrics file."""
+    parts = Path(path).parts
+    if len(parts) == 3 and parts[0] == "metrics" and parts[2].endswith(".json"):
+        return parts[1], parts[2][: -len(".json")]
+    return None
+
+
+def headline_tables(changes: Sequence[MetricChange]) -> list[str]:
+    """Markdown: one headline table per scene (old, new, change, status per headline row)."""
+    by_place: dict[tuple[str, str, str], MetricChange] = {}
+    for c in changes:
+        place = _scene_and_stem(c.path)
+        if place is not None:
+            by_place[(*place, c.key)] = c
+    scenes = sorted({scene for scene, _, _ in by_place})
+    lines: list[str] = []
+    for scene in scenes:
+        rows = [(r, by_place.get((scene, r.stem, r.key))) for r in HEADLINE_ROWS]
+        if not any(c is not None for _, c in rows):
+            continue
+        lines += [f"#### {scene}", "", "| | old | new | change | status |",
+                  "|---|---:|---:|---:|---|"]  # fmt: skip
+        for row, c in rows:
+            if c is None:
+                cells = [row.label, "-", "-", "-", "not measured"]
+            else:
+                cells = [row.label, *_row(c)[2:4], _change(c), STATUS_ICON[c.status]]
+            lines.append("| " + " | ".join(s.replace("|", "\\|") for s in cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _change(c: MetricChange) -> str:
+    delta, rel = c.delta, c.rel
+    if delta is None:
+        return "-"
+    return f"{delta:+.6g}" + ("" if rel is None else f" ({rel:+.1%})")
+
+
 def markdown_diff(changes: Sequence[MetricChange], rev: str,
-                  rules: Sequence[RegressionRule]) -> str:  # fmt: skip
-    """A markdown comment: summary, changed metrics, then unchanged ones folded away."""
+                  rules: Sequence[RegressionRule],
+                  warnings: Mapping[str, Sequence[str]] | None = None) -> str:  # fmt: skip
+    """A markdown comment: the verdict, the per-scene headline table, training warnings, then
+    every metric (changed first) folded in a ``<details>``.
+
+    Args:
+        changes: from :func:`classify`.
+        rev: the revision compared against (for the text).
+        rules: the regression thresholds (listed at the end).
+        warnings: the workspace's training warnings by scene (:func:`training_warnings`).
+    """
 
     def table(rows: Sequence[MetricChange]) -> list[str]:
         lines = ["| " + " | ".join(HEADER) + " |", "|---|---|---:|---:|---:|---:|---|"]
@@ -209,20 +291,53 @@ def markdown_diff(changes: Sequence[MetricChange], rev: str,
     ]
     if not changes:
         lines += ["No metrics files found on either side.", ""]
-    if changed:
-        lines += [*table(changed), ""]
-    if unchanged:
-        lines += [f"<details><summary>{len(unchanged)} unchanged metrics</summary>", "",
-                  *table(unchanged), "", "</details>", ""]  # fmt: skip
-    lines += [f"Thresholds (report.regression): {_thresholds(rules)}. Metric conventions are "
-              "recorded in each eval.json (`convention`).", ""]  # fmt: skip
+    lines += headline_tables(changes)
+    flagged = {scene: list(w) for scene, w in (warnings or {}).items() if w}
+    if flagged:
+        lines += ["**Training warnings** (this workspace):", ""]
+        lines += [f"- {scene}: {w}" for scene, ws in sorted(flagged.items()) for w in ws]
+        lines.append("")
+    if changes:
+        lines += [f"<details><summary>All {len(changes)} metrics ({len(changed)} changed, "
+                  f"{len(unchanged)} unchanged)</summary>", ""]  # fmt: skip
+        lines += [*table([*changed, *unchanged]), ""]
+        lines += [f"Thresholds (report.regression): {_thresholds(rules)}. Full records, "
+                  "conventions included, are in metrics/<scene>/details/.", "", "</details>",
+                  ""]  # fmt: skip
     return "\n".join(lines)
 
 
-def text_diff(changes: Sequence[MetricChange], rev: str) -> str:
-    """A plain aligned table for terminals."""
+def training_warnings(repo_root: Path, scenes: Sequence[str]) -> dict[str, list[str]]:
+    """The ``warnings`` of each scene's ``metrics/<scene>/details/train.json`` in the
+    workspace (early stop before densification ended, growth capped by the budget, ...);
+    a scene without the file (or an unreadable one) has none."""
+    from splatbench.stage_metrics import details_path
+
+    out: dict[str, list[str]] = {}
+    for scene in scenes:
+        path = details_path(Path(repo_root) / "metrics", scene, "train")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        ws = doc.get("warnings") if isinstance(doc, dict) else None
+        if isinstance(ws, list) and ws:
+            out[scene] = [str(w) for w in ws]
+    return out
+
+
+def changed_scenes(changes: Sequence[MetricChange]) -> list[str]:
+    """The scenes the headline files of ``changes`` belong to, sorted."""
+    return sorted({place[0] for c in changes if (place := _scene_and_stem(c.path)) is not None})
+
+
+def text_diff(changes: Sequence[MetricChange], rev: str,
+              warnings: Mapping[str, Sequence[str]] | None = None) -> str:  # fmt: skip
+    """A plain aligned table for terminals, then training warnings and the verdict."""
     rows = [HEADER, *(_row(c) for c in changes)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]  # fmt: skip
-    return "\n".join([*lines, "", summary_line(changes, rev)]) + "\n"
+    notes = [f"warning: {scene}: {w}" for scene, ws in sorted((warnings or {}).items())
+             for w in ws]  # fmt: skip
+    return "\n".join([*lines, "", *notes, summary_line(changes, rev)]) + "\n"

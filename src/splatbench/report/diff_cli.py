@@ -57,10 +57,21 @@ def diff_command(
 ) -> None:
     """Compare every metric against REV (default main) and flag regressions.
 
-    Uses `dvc metrics diff` (DVC's Python API) for the values of both sides.
+    Uses `dvc metrics diff` (DVC's Python API) for the values of both sides: the headline files
+    metrics/<scene>/<stage>.json. With --md it leads with a per-scene headline table (test-view
+    quality of the trained and compressed models, Gaussians, MB, train time, steps, stop
+    reason) and the verdict, then training warnings; every metric is folded below. Regressions
+    are judged on test-view quality, size and training time (report.regression).
     """
     from splatbench.cli_support import report_error
-    from splatbench.report.diff import classify, dvc_metrics_diff, markdown_diff, text_diff
+    from splatbench.report.diff import (
+        changed_scenes,
+        classify,
+        dvc_metrics_diff,
+        markdown_diff,
+        text_diff,
+        training_warnings,
+    )
 
     try:
         rules = _thresholds(params if params is not None else repo / "params.yaml")
@@ -74,7 +85,9 @@ def diff_command(
     for rev_name, errors in (result.get("errors") or {}).items():
         for path, err in errors.items() if isinstance(errors, dict) else []:
             typer.echo(f"warning: {rev_name}: cannot read {path}: {err}", err=True)
-    typer.echo(markdown_diff(changes, rev, rules) if md else text_diff(changes, rev), nl=False)
+    warnings = training_warnings(repo, changed_scenes(changes))
+    out = markdown_diff(changes, rev, rules, warnings) if md else text_diff(changes, rev, warnings)
+    typer.echo(out, nl=False)
     if fail_on_regression and any(c.status == "regression" for c in changes):
         raise typer.Exit(code=EXIT_REGRESSION)
 
