@@ -157,10 +157,10 @@ def plot_pareto(points: pd.DataFrame, x: str, front: str, xlabel: str, path: Pat
     best = data[data[front].astype(bool)].sort_values(x)
     ax.scatter(others[x], others["psnr"], color="#999", label="dominated", zorder=2)
     ax.plot(best[x], best["psnr"], "o-", color="#c33", label="Pareto front", zorder=3)
-    for _, r in data.iterrows():
-        ax.annotate(
-            r["label"], (r[x], r["psnr"]), textcoords="offset points", xytext=(4, 4), fontsize=7
-        )
+    # points with identical results share one label (else their texts overprint)
+    for (px, py), group in data.groupby([x, "psnr"], sort=False):
+        text = "\n".join(group["label"])
+        ax.annotate(text, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test PSNR dB (mean over scenes)")
     ax.grid(alpha=0.3)
