@@ -118,7 +118,7 @@ def test_repro_builds_every_stage(project: Path, first_repro: str) -> None:
 def test_dvc_metrics_are_the_headline_numbers(project: Path, first_repro: str) -> None:
     """DVC sees only the headline files (a few numbers per stage); the details are outputs."""
     shown = json.loads(_dvc("metrics", "show", "--json", cwd=project))
-    files = shown["workspace"]["data"]
+    files = shown[""]["data"]  # "": the workspace
     assert sorted(files) == [
         f"metrics/blocks/{stem}.json" for stem in ("compress", "eval", "export", "sfm", "train")
     ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,10 +22,14 @@ from splatbench.train import (
     early_stop_config_from_dict,
     strategy_config_from_dict,
 )
-from splatbench.train.config import ProgressiveConfig
+from splatbench.train.config import ProgressiveConfig, check_early_stop_can_fire
+from splatbench.train.strategies import _limit_growth
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from compose_params import compose
 
 
-def test_every_conf_file_parses(repo_root):
+def test_every_conf_file_parses(repo_root, tmp_path):
     conf = repo_root / "conf"
     train = TrainConfig.from_dict(yaml.safe_load((conf / "train" / "default.yaml").read_text()))
     assert train.max_steps == 30_000 and train.lr.shN == pytest.approx(1.25e-4)
@@ -38,7 +44,10 @@ def test_every_conf_file_parses(repo_root):
             else:
                 assert got == value, (path.name, key)
     for path in sorted((conf / "early_stop").glob("*.yaml")):
-        d = yaml.safe_load(path.read_text())
+        # Composed as DVC does: plateau/target take their schedule from the train protocol.
+        out = tmp_path / f"early_stop_{path.stem}.yaml"
+        compose(out, [f"early_stop={path.stem}"], root=repo_root)
+        d = yaml.safe_load(out.read_text())["early_stop"]
         cfg = early_stop_config_from_dict(d)
         assert cfg.name == path.stem
         for key, value in d.items():
@@ -120,3 +129,58 @@ def test_build_strategy_honours_every_field():
         for f in dataclasses.fields(cfg):
             if f.name != "name":
                 assert getattr(strategy, f.name) == getattr(cfg, f.name), f.name
+
+
+@pytest.mark.parametrize("rule", ["plateau", "target"])
+def test_early_stop_that_can_never_fire_is_an_error(rule):
+    train = {"max_steps": 3000}
+    with pytest.raises(
+        ConfigError, match=r"early_stop\.min_steps=7000 >= train\.max_steps=3000"
+    ) as e:
+        configs_from_params({"train": train, "early_stop": {"name": rule, "min_steps": 7000}})
+    assert f"early_stop={rule} can never fire" in str(e.value)
+    assert "early_stop.min_steps" in e.value.fix and "early_stop=off" in e.value.fix
+    with pytest.raises(ConfigError, match=r"eval_every=5000 > train\.max_steps=3000"):
+        configs_from_params({"train": train, "early_stop": {"name": rule, "min_steps": 10,
+                                                           "eval_every": 5000}})  # fmt: skip
+    # Equal: the only evaluation at min_steps is the last step; the run ends there anyway.
+    with pytest.raises(ConfigError, match="can never fire"):
+        check_early_stop_can_fire(PlateauConfig(min_steps=3000), TrainConfig(max_steps=3000))
+    check_early_stop_can_fire(PlateauConfig(min_steps=2999, eval_every=3000),
+                              TrainConfig(max_steps=3000))  # fmt: skip
+    # Off never fires by design: no check.
+    configs_from_params({"train": {"max_steps": 10}, "early_stop": {"name": "off"}})
+
+
+@pytest.mark.parametrize("benchmark", ["synthetic", "mipnerf360", "tandt", "db"])
+@pytest.mark.parametrize("rule", ["plateau", "target"])
+def test_each_protocol_gets_an_early_stop_that_can_fire_after_densification(
+    repo_root, tmp_path, benchmark, rule
+):
+    """`-S early_stop=plateau` composes, for every benchmark, a schedule that can fire; on
+    the 30k protocols never before densification ends."""
+    out = tmp_path / "params.yaml"
+    compose(out, [f"benchmark={benchmark}", f"early_stop={rule}"], root=repo_root)
+    params = yaml.safe_load(out.read_text())
+    train, strategy, early = configs_from_params(params)  # raises if it could never fire
+    assert early.name == rule
+    assert early.min_steps + early.eval_every <= train.max_steps
+    assert (train.max_steps - early.min_steps) // early.eval_every >= 3  # room for patience
+    if train.max_steps >= strategy.refine_stop_iter:
+        assert early.min_steps >= strategy.refine_stop_iter
+    # The demo's 7000-step minimum on 3000 steps (the reported bug) is now an error.
+    params["early_stop"]["min_steps"] = 7000
+    if train.max_steps <= 7000:
+        with pytest.raises(ConfigError, match="can never fire"):
+            configs_from_params(params)
+
+
+def test_budget_limit_reports_what_it_refused():
+    grads = torch.tensor([5.0, 4.0, 3.0, 0.5, 2.0])
+    state = {"grad2d": grads.clone(), "count": torch.ones(5)}
+    # 4 candidates above 1.0, room for 2 (budget 12, 10 now): the 2 weakest are refused.
+    assert _limit_growth(state, n=10, budget=12, threshold=1.0) == 2
+    assert state["grad2d"].tolist() == [5.0, 4.0, 0.0, 0.0, 0.0]
+    state = {"grad2d": grads.clone(), "count": torch.ones(5)}
+    assert _limit_growth(state, n=10, budget=100, threshold=1.0) == 0  # the threshold decided
+    assert state["grad2d"].tolist() == grads.tolist()

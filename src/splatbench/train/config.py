@@ -159,6 +159,11 @@ class TrainConfig:
     Attributes beyond gsplat's: ``opacity_reg``/``scale_reg`` (the 3DGS-MCMC regularisers,
     gsplat's MCMC preset uses 0.01 each), ``progressive``, and the cadences ``log_every``
     (curves / progress), ``checkpoint_every`` and ``keep_checkpoints``.
+
+    ``early_stop_min_steps`` and ``early_stop_eval_every`` are this protocol's early-stop
+    schedule: conf/early_stop/{plateau,target}.yaml take their ``min_steps`` and ``eval_every``
+    from them (Hydra interpolation), so ``-S early_stop=plateau`` means something sensible for
+    a 3000-step demo and a 30k-step benchmark alike. Training itself does not read them.
     """
 
     backend: str = "auto"
@@ -180,6 +185,8 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     max_gaussians: int | None = None
+    early_stop_min_steps: int = 15_000
+    early_stop_eval_every: int = 1000
     # Which conf/train file composed this section (train/<benchmark>, or default when the
     # benchmark has none); informational, it changes no training behaviour.
     protocol: str = "default"
@@ -206,6 +213,10 @@ class TrainConfig:
         _require(
             self.max_gaussians is None or self.max_gaussians >= 1,
             f"train.max_gaussians={self.max_gaussians} must be null or >= 1",
+        )
+        _require(
+            self.early_stop_min_steps >= 0 and self.early_stop_eval_every >= 1,
+            "train.early_stop_min_steps must be >= 0 and train.early_stop_eval_every >= 1",
         )
 
     @classmethod
@@ -322,8 +333,8 @@ class PlateauConfig:
     """
 
     name: str = "plateau"
-    min_steps: int = 7000
-    eval_every: int = 500
+    min_steps: int = 15_000
+    eval_every: int = 1000
     val_views: int = 4
     patience: int = 3
     min_delta_db: float = 0.05
@@ -341,8 +352,8 @@ class TargetConfig:
     (never before ``min_steps``)."""
 
     name: str = "target"
-    min_steps: int = 1000
-    eval_every: int = 500
+    min_steps: int = 15_000
+    eval_every: int = 1000
     val_views: int = 4
     target_psnr_db: float = 30.0
 
@@ -377,11 +388,47 @@ def early_stop_config_from_dict(d: Mapping[str, Any] | None) -> EarlyStopConfig:
 def configs_from_params(
     params: Mapping[str, Any],
 ) -> tuple[TrainConfig, StrategyConfig, EarlyStopConfig]:
-    """The three configs from a composed params.yaml dict (sections may be absent)."""
-    return (
-        TrainConfig.from_dict(params.get("train")),
-        strategy_config_from_dict(params.get("strategy")),
-        early_stop_config_from_dict(params.get("early_stop")),
+    """The three configs from a composed params.yaml dict (sections may be absent).
+
+    Raises:
+        ConfigError: a section is invalid, or the early stop can never fire within
+            ``train.max_steps`` (:func:`check_early_stop_can_fire`).
+    """
+    train = TrainConfig.from_dict(params.get("train"))
+    early_stop = early_stop_config_from_dict(params.get("early_stop"))
+    check_early_stop_can_fire(early_stop, train)
+    return train, strategy_config_from_dict(params.get("strategy")), early_stop
+
+
+def check_early_stop_can_fire(early_stop: EarlyStopConfig, train: TrainConfig) -> None:
+    """Reject an early-stop rule that cannot stop a run of ``train.max_steps`` steps.
+
+    A stop is only considered at an evaluation (every ``eval_every`` steps) at or after
+    ``min_steps``, and the run ends at ``max_steps`` regardless: with ``min_steps >= max_steps``
+    or ``eval_every > max_steps`` the rule would silently do nothing (the issue this guards
+    against: plateau's 7000-step minimum on the 3000-step demo protocol).
+    """
+    if isinstance(early_stop, EarlyStopOff):
+        return
+    name, max_steps = early_stop.name, train.max_steps
+    fix = (
+        f"lower early_stop.min_steps / early_stop.eval_every below train.max_steps (e.g. "
+        f"-S early_stop.min_steps={max_steps // 2} -S early_stop.eval_every="
+        f"{max(1, max_steps // 12)}; conf/early_stop/{name}.yaml takes them from "
+        f"train.early_stop_min_steps and train.early_stop_eval_every), raise train.max_steps, "
+        f"or use early_stop=off"
+    )
+    _require(
+        early_stop.min_steps < max_steps,
+        f"early_stop={name} can never fire: early_stop.min_steps={early_stop.min_steps} >= "
+        f"train.max_steps={max_steps} (no stop is considered before min_steps)",
+        fix=fix,
+    )
+    _require(
+        early_stop.eval_every <= max_steps,
+        f"early_stop={name} can never fire: early_stop.eval_every={early_stop.eval_every} > "
+        f"train.max_steps={max_steps} (validation never runs)",
+        fix=fix,
     )
 
 

@@ -57,6 +57,10 @@ def summarize(
             max_gaussians is not None
             and any(e["n_before"] + e["duplicated"] + e["split"] >= max_gaussians for e in refines)
         ),
+        # Growth candidates above the gradient threshold that the budget refused, and in how
+        # many refine steps (events recorded before this field existed count as none).
+        "budget_dropped": sum(int(e.get("budget_dropped") or 0) for e in refines),
+        "budget_limited_steps": sum(1 for e in refines if e.get("budget_dropped")),
     }
     warnings: list[str] = []
     start, stop = strategy.refine_start_iter, strategy.refine_stop_iter
@@ -104,13 +108,53 @@ def summarize(
                 f"{len(refines)} refine steps up to step {refines[-1]['step']}; growth stopped "
                 f"early (consider a lower strategy.grow_grad2d)"
             )
+    budget = _budget_warning(refines, strategy, summary, max_gaussians, num_final)
+    if budget:
+        warnings.append(budget)
     if stopped_early and steps_run < stop:
         warnings.append(
-            f"early stop ended training at step {steps_run}, inside the densification window "
-            f"(strategy.refine_stop_iter={stop}); the model did not finish densifying"
+            f"early stop fired before densification finished: it ended training at step "
+            f"{steps_run}, inside the densification window (strategy.refine_stop_iter={stop}); "
+            f"the model did not finish densifying. Raise early_stop.min_steps to at least "
+            f"{stop} (or lower strategy.refine_stop_iter)"
         )
     summary["warnings"] = list(warnings)
     return summary, warnings
+
+
+def _budget_warning(
+    refines: list[dict[str, Any]],
+    strategy: StrategyConfig,
+    summary: dict[str, Any],
+    max_gaussians: int | None,
+    num_final: int,
+) -> str | None:
+    """The warning when the Gaussian budget, not the strategy's own growth rule, decided how
+    much the model grew: a sweep over the growth threshold is then masked by the budget."""
+    if max_gaussians is None:
+        return None
+    if isinstance(strategy, DefaultStrategyConfig):
+        dropped = summary["budget_dropped"]
+        if not dropped:
+            return None
+        limited = [e for e in refines if e.get("budget_dropped")]
+        wanted = sum(e["grad_high"] for e in limited)
+        return (
+            f"the Gaussian budget, not the gradient threshold, decided growth: from step "
+            f"{limited[0]['step']} train.max_gaussians={max_gaussians} refused {dropped:,} of "
+            f"{wanted:,} growth candidates above strategy.grow_grad2d={strategy.grow_grad2d:g} "
+            f"in {len(limited)} refine steps, so changes to grow_grad2d barely matter; raise "
+            f"train.max_gaussians (or set it to null) to let the threshold decide"
+        )
+    if isinstance(strategy, MCMCStrategyConfig) and max_gaussians < strategy.cap_max:
+        if num_final < max_gaussians and not any(e["n_after"] >= max_gaussians for e in refines):
+            return None
+        return (
+            f"the Gaussian budget, not strategy.cap_max, decided growth: MCMC grew to "
+            f"train.max_gaussians={max_gaussians}, below strategy.cap_max={strategy.cap_max}; "
+            f"raise train.max_gaussians (or set it to null) to let cap_max decide"
+        )
+    return None
 
 
 def diagnostics_document(

@@ -37,7 +37,10 @@ class RefineEvent:
     ``kind`` is ``"refine"`` (DefaultStrategy grow + prune), ``"reset"`` (opacity reset) or
     ``"mcmc"`` (relocation + sample-add). Gradient figures are the mean 2D gradient norms
     accumulated since the last refine, over the Gaussians seen in that window (``None`` when
-    none was seen); ``grad_high`` counts those above ``grow_grad2d``.
+    none was seen); ``grad_high`` counts those above ``grow_grad2d``. ``budget_dropped``
+    counts the growth candidates above the threshold that the Gaussian budget
+    (``train.max_gaussians``) refused: when it is above zero the budget, not the gradient
+    threshold, decided how much this step grew.
     """
 
     step: int
@@ -56,6 +59,7 @@ class RefineEvent:
     reset: int = 0
     relocated: int = 0
     added: int = 0
+    budget_dropped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,7 +107,9 @@ class FixedDefaultStrategy(DefaultStrategy):
             event = RefineEvent(step=step, kind="refine", n_before=len(params["means"]), n_after=0)
             _gradient_stats(event, state, self.grow_grad2d)
             if self.max_gaussians is not None:
-                _limit_growth(state, len(params["means"]), self.max_gaussians, self.grow_grad2d)
+                event.budget_dropped = _limit_growth(
+                    state, len(params["means"]), self.max_gaussians, self.grow_grad2d
+                )
             event.duplicated, event.split = self._grow_gs(params, optimizers, state, step)
             event.pruned = self._prune_gs(params, optimizers, state, step)
             event.n_after = len(params["means"])
@@ -127,23 +133,27 @@ class FixedDefaultStrategy(DefaultStrategy):
 
 
 @torch.no_grad()
-def _limit_growth(state: dict[str, Any], n: int, budget: int, threshold: float) -> None:
+def _limit_growth(state: dict[str, Any], n: int, budget: int, threshold: float) -> int:
     """Keep only the ``budget - n`` highest-gradient growth candidates.
 
     Each duplicate or split adds exactly one Gaussian, so letting through the top
     ``budget - n`` candidates (by mean screen-space gradient, as gsplat ranks them) keeps the
     count within the budget; the others' accumulated gradient is cleared, which is what the
     gradient window reset after refinement does anyway.
+
+    Returns:
+        How many candidates above ``threshold`` the budget refused (0: the threshold decided).
     """
     grads = state["grad2d"] / state["count"].clamp_min(1)
     candidates = torch.nonzero(grads > threshold).squeeze(-1)
     room = max(0, budget - n)
     if candidates.numel() <= room:
-        return
+        return 0
     keep = candidates[torch.topk(grads[candidates], room).indices] if room else candidates[:0]
     drop = torch.ones_like(grads, dtype=torch.bool)
     drop[keep] = False
     state["grad2d"][drop] = 0.0
+    return int(candidates.numel() - room)
 
 
 @torch.no_grad()
