@@ -7,8 +7,10 @@ e.g.   python scripts/compose_params.py benchmark=mipnerf360 strategy=mcmc
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+import yaml
 from dvc.utils.hydra import compose_and_dump
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +28,12 @@ def main() -> None:
     args = parser.parse_args()
     compose(args.output, args.overrides)
     print(f"wrote {args.output}")
+    sys.path.insert(0, str(ROOT / "src"))  # runs without an installed package, too
+    from splatbench.benchmark import protocol_note
+
+    note = protocol_note(yaml.safe_load(args.output.read_text(encoding="utf-8")))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
 
 
 if __name__ == "__main__":

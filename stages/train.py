@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from splatbench.benchmark import protocol_note
 from splatbench.cli_support import run_stage, stage_parser
 from splatbench.fsutil import sha256_file
 from splatbench.hardware import check_hardware
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     train_cfg, strategy_cfg, early_stop_cfg = configs_from_params(params)
     check_hardware(train_cfg.backend)  # `auto` must mean what hardware.yaml (a DVC param) says
+    # A benchmark without conf/train/<name>.yaml trains with train/default: say so up front.
+    protocol = protocol_note(params)
+    if protocol:
+        print(f"warning: {protocol}", file=sys.stderr, flush=True)
     sfm_dir = Path("data/sfm") / args.scene
     root = Path(os.environ.get(CHECKPOINT_ROOT_ENV) or DEFAULT_CHECKPOINT_ROOT)
     ckpt_dir = checkpoint_dir_for(root, args.scene, params, sfm_dir)
@@ -63,11 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     except TrainingInterrupted as exc:
         print(f"{exc}; checkpoints in {ckpt_dir}", file=sys.stderr, flush=True)
         sys.exit(INTERRUPTED_EXIT_CODE)
+    train_warnings = list(metrics.get("warnings", []))
+    if protocol:  # recorded with the run (report, sweep report), printed above already
+        metrics["warnings"] = [protocol, *train_warnings]
     write_stage_metrics(args.scene, "train", {"scene": args.scene, **metrics})
     if metrics.get("resumed_from_step") is not None:  # an interrupted run (spot, SIGTERM, kill)
         print(f"train: resumed from the checkpoint at step {metrics['resumed_from_step']}",
               file=sys.stderr)  # fmt: skip
-    for warning in metrics.get("warnings", []):
+    for warning in train_warnings:
         print(f"warning: {warning}", file=sys.stderr)
     # The run finished and its outputs are in place: its checkpoints are no longer needed.
     shutil.rmtree(ckpt_dir, ignore_errors=True)

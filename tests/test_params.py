@@ -86,3 +86,52 @@ def test_eval_group_selects_an_anchor_convention_unmodified(
     convention = convention_from_config(yaml.safe_load(out.read_text())["eval"])
     assert convention.name == preset
     assert convention.overrides == ()
+
+
+def _write_benchmark(conf: Path, name: str) -> None:
+    (conf / "benchmark" / f"{name}.yaml").write_text(
+        f"name: {name}\ndataset: {name}\ndescription: mine\nscenes: [a]\n"
+        "scene_defaults: {source: null, image_dir: images, downscale: 1}\n"
+        "scene_settings:\n  a: {source: data/sources/a}\n"
+        "split: {rule: every_nth, every: 8, offset: 0}\nreference: null\n"
+    )
+
+
+def test_benchmark_without_train_file_falls_back_to_default(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from splatbench.benchmark import protocol_note
+
+    shutil.copytree(repo_root / "conf", tmp_path / "conf")
+    _write_benchmark(tmp_path / "conf", "mine")
+    out = tmp_path / "params.yaml"
+    compose(out, ["benchmark=mine"], root=tmp_path)
+    params = yaml.safe_load(out.read_text())
+    default = yaml.safe_load((repo_root / "conf/train/default.yaml").read_text())
+    assert params["train"]["protocol"] == "default"
+    assert params["train"]["max_steps"] == default["max_steps"] == 30000
+    note = protocol_note(params)
+    assert note and "train/default" in note and "conf/train/mine.yaml" in note
+    # overrides still apply on top of the fallback, and an explicit protocol still wins
+    compose(out, ["benchmark=mine", "train.max_steps=10"], root=tmp_path)
+    assert yaml.safe_load(out.read_text())["train"]["max_steps"] == 10
+    compose(out, ["benchmark=mine", "train=synthetic"], root=tmp_path)
+    assert yaml.safe_load(out.read_text())["train"]["protocol"] == "synthetic"
+
+
+@pytest.mark.parametrize("benchmark", BENCHMARKS)
+def test_benchmarks_with_a_train_file_keep_it(
+    repo_root: Path, tmp_path: Path, benchmark: str
+) -> None:
+    from splatbench.benchmark import protocol_note
+    from splatbench.train.config import configs_from_params
+
+    out = tmp_path / "params.yaml"
+    compose(out, [f"benchmark={benchmark}"], root=repo_root)
+    params = yaml.safe_load(out.read_text())
+    assert params["train"]["protocol"] == benchmark and protocol_note(params) is None
+    own = yaml.safe_load((repo_root / f"conf/train/{benchmark}.yaml").read_text())
+    assert params["train"]["max_steps"] == own.get("max_steps", 30000)
+    assert configs_from_params(params)[0].protocol == benchmark

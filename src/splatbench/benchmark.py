@@ -102,3 +102,26 @@ def scene_spec(benchmark: Mapping[str, Any], scene: str) -> SceneSpec:
         downscale=downscale,
         split=dict(benchmark.get("split") or {"rule": "every_nth", "every": 8, "offset": 0}),
     )
+
+
+def protocol_note(params: Mapping[str, Any]) -> str | None:
+    """The warning to show when a benchmark trains with another benchmark's protocol.
+
+    conf/config.yaml lays ``train/<benchmark>.yaml`` over ``train/default.yaml`` when the file
+    exists; ``train.protocol`` in the composed params names the file that won. A benchmark
+    without its own file (``splatbench add-scene`` writes none) therefore trains with the
+    30k-step protocol of the 3DGS paper, which is right for real captures but worth saying.
+    Returns None when the benchmark runs with its own protocol.
+    """
+    bench = params.get("benchmark") or {}
+    train = params.get("train") or {}
+    name = str(bench.get("name"))
+    protocol = str(train.get("protocol", "default"))
+    if protocol == name:
+        return None
+    return (
+        f"benchmark '{name}' trains with protocol train/{protocol} "
+        f"({train.get('max_steps')} steps), not a protocol of its own: "
+        f"add conf/train/{name}.yaml (`defaults: [default, _self_]` plus the keys to change, "
+        f"`protocol: {name}`) to give it one, or select one with -S train=<protocol>"
+    )

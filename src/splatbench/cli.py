@@ -108,6 +108,63 @@ def sfm(
         typer.echo(json.dumps(result, indent=2, sort_keys=True))
 
 
+@app.command("add-scene")
+def add_scene_command(
+    source: Annotated[
+        str, typer.Argument(help="A folder of photos, a .zip, s3://bucket/prefix/ or https://...")
+    ],
+    name: Annotated[str, typer.Option(help="Scene name (lowercase, digits, - or _).")],
+    benchmark: Annotated[str, typer.Option(help="Benchmark to create or extend.")] = "custom",
+    downscale: Annotated[
+        int | None,
+        typer.Option(help="Training resolution divisor [default: photos wider than 1600 px halve]"),
+    ] = None,
+    repo: Annotated[Path, typer.Option(help="Project root.")] = Path("."),
+) -> None:
+    """Add your own scene to conf/benchmark/BENCHMARK.yaml, ready for `dvc exp run`.
+
+    A local folder or zip is copied to data/sources/NAME and tracked with `dvc add` (portable:
+    queued experiments and remote jobs get it from DVC; `dvc push` uploads it).
+    """
+    import yaml
+
+    from splatbench.add_scene import add_scene
+    from splatbench.benchmark import protocol_note
+
+    repo = repo.resolve()
+    try:
+        added = add_scene(repo, source, name, benchmark, downscale=downscale)
+    except SplatbenchError as err:
+        _fail(err)
+    what = "created" if added.created else ("extended" if added.changed else "unchanged:")
+    typer.echo(f"{what} {added.config.relative_to(repo)}: scene {added.name} <- {added.source} "
+               f"(image_dir {added.image_dir}, downscale {added.downscale})")  # fmt: skip
+    if added.copied is not None:
+        rel = added.copied.relative_to(repo)
+        typer.echo(
+            f"tracked {rel} with DVC; commit: git add {rel}.dvc {added.config.relative_to(repo)}"
+        )
+    params = repo / "params.yaml"
+    current = yaml.safe_load(params.read_text()) if params.is_file() else {}
+    if (current.get("benchmark") or {}).get("name") == added.benchmark:
+        sys.path.insert(0, str(repo / "scripts"))
+        from compose_params import compose
+
+        compose(params, [f"benchmark={added.benchmark}"], root=repo)
+        typer.echo("re-composed params.yaml; next: dvc repro")
+        composed = yaml.safe_load(params.read_text())
+    else:
+        typer.echo(f"next: dvc exp run -S benchmark={added.benchmark}")
+        composed = {"benchmark": {"name": added.benchmark}, "train": {}}
+        if not (repo / "conf/train" / f"{added.benchmark}.yaml").is_file():
+            composed["train"] = {"protocol": "default", "max_steps": 30000}
+        else:
+            composed["train"] = {"protocol": added.benchmark}
+    note = protocol_note(composed)
+    if note:
+        typer.echo(f"note: {note}", err=True)
+
+
 def _register_commands() -> None:
     # Commands defined beside their library; their heavy imports happen inside them.
     from splatbench.cloud.ingest_job_cli import ingest_command
@@ -115,12 +172,14 @@ def _register_commands() -> None:
     from splatbench.hardware_cli import hardware_command
     from splatbench.metrics.weights_cli import weights_app
     from splatbench.report.diff_cli import diff_command
+    from splatbench.sweep.cli import sweep_app
 
     app.command("ingest")(ingest_command)
     app.command("diff")(diff_command)
     app.add_typer(weights_app, name="weights")
     app.command("hardware")(hardware_command)
     app.add_typer(remote_app, name="remote")
+    app.add_typer(sweep_app, name="sweep")
 
 
 _register_commands()

@@ -187,6 +187,9 @@ class TrainConfig:
     max_gaussians: int | None = None
     early_stop_min_steps: int = 15_000
     early_stop_eval_every: int = 1000
+    # Which conf/train file composed this section (train/<benchmark>, or default when the
+    # benchmark has none); informational, it changes no training behaviour.
+    protocol: str = "default"
 
     def __post_init__(self) -> None:
         _require(
