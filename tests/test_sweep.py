@@ -23,7 +23,7 @@ from splatbench.sweep.experiments import (
 )
 from splatbench.sweep.grid import expand, format_value, load_grid, parse_extra, parse_grid
 from splatbench.sweep.report import build_tables, write_report
-from splatbench.sweep.tables import METRICS, pareto_front
+from splatbench.sweep.tables import METRICS, UNAVAILABLE, pareto_front
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -246,7 +246,8 @@ def test_tables_rank_effects_and_warnings(composed: tuple) -> None:
     grid, points = composed
     points = _two_scenes(points)
     matches = match_points(points, experiments_from_show(_sweep_rows(points)))
-    warn = {"blocks": {"warnings": ["the Gaussian budget (10000) decided growth"]}}
+    warn = {"blocks": {"warnings": ["the Gaussian budget (10000) decided growth"]},
+            "b2": {"warnings": []}}  # fmt: skip
     tables = build_tables(grid, matches, lambda rev, scene: warn.get(scene))
     pts = tables.points
     assert list(pts["rank"]) == [1, 2, 3, 4]
@@ -260,6 +261,9 @@ def test_tables_rank_effects_and_warnings(composed: tuple) -> None:
     assert eff.loc[("strategy", "default"), "psnr_min"] == 21.5
     assert eff.loc[("train.max_gaussians", "null"), "psnr_max"] == 23.5
     assert len(tables.warnings) == 8 and tables.warnings["warnings"].str.len().gt(0).sum() == 4
+    # A details record in no cache or remote here is said to be missing, not shown as clean.
+    unknown = build_tables(grid, matches, lambda rev, scene: None).scenes
+    assert all(w == [UNAVAILABLE] for w in unknown["warnings"])
     assert tables.early_stop.empty and tables.missing.empty
 
 
@@ -289,7 +293,8 @@ def _write_example(tmp_path: Path, composed: tuple, missing: int = 0) -> Path:
     rows = _sweep_rows(points)
     rows[0]["experiments"] = rows[0]["experiments"][: len(points) - missing]
     matches = match_points(points, experiments_from_show(rows))
-    warn = {"blocks": {"warnings": ["the Gaussian budget (10000) decided growth"]}}
+    warn = {"blocks": {"warnings": ["the Gaussian budget (10000) decided growth"]},
+            "b2": {"warnings": []}}  # fmt: skip
     tables = build_tables(grid, matches, lambda rev, scene: warn.get(scene))
     return write_report(tmp_path, grid, tables, ("train.max_steps=50",))
 
@@ -370,5 +375,7 @@ def test_sweep_run_over_the_dvc_queue(tmp_path: Path, repo_root: Path) -> None:
     csv = (out / "results.csv").read_text().splitlines()
     assert len(csv) == 3 and all(",blocks," in line for line in csv[1:])
     assert "max_steps" in md  # the stop reason of each point, from train.json
+    # Each point's warnings, from its details record (a DVC-cached output, read through DVC).
+    assert md.count("densification never ran") >= 2 and "not available here" not in md
     again = sh(exe, "sweep", "run", "tiny", "-j", "1", "-S", "train.log_every=10")
     assert again.returncode == 0 and "0 to queue" in again.stdout, again.stderr[-2000:]
