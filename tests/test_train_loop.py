@@ -145,7 +145,7 @@ def test_target_early_stop(views):
     result = _train(views, _cfg(max_steps=100), early=early)
     assert (result.stop_reason, result.steps) == ("target", 10)
     assert result.early_stop["best_psnr"] >= 1.0
-    assert any("early stop ended training" in w for w in result.warnings)
+    assert any("early stop fired before densification finished" in w for w in result.warnings)
 
 
 def test_nan_loss_names_step_and_tensor(views):
