@@ -25,7 +25,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "train_seconds": ("train time", "duration"),
     "train_steps": ("steps", "int"),
     "stop_reason": ("stop reason", "text"),
-    "densification_warnings": ("training warnings", "text"),
+    "train_warnings": ("train warnings", "int"),  # the texts are listed once, under Warnings
     "sfm_registered": ("SfM registered", "text"),
     "sfm_reprojection_px": ("SfM reproj. px", "f3"),
     "convention": ("convention", "text"),
@@ -67,8 +67,7 @@ def scene_rows(sm: SceneMetrics) -> list[dict[str, Any]]:
         "train_seconds": _num(stage_seconds(train)),
         "train_steps": _num((train or {}).get("steps")),
         "stop_reason": (train or {}).get("stop_reason"),
-        "densification_warnings": "; ".join(str(w) for w in (train or {}).get("warnings") or [])
-        or None,
+        "train_warnings": len((train or {}).get("warnings") or []) if train else None,
         "convention": sm.get("evaluate", "convention", "name"),
     }
     rows = []
