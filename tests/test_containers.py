@@ -83,10 +83,13 @@ def test_the_real_context_ships_no_local_state(repo_root: Path) -> None:
         or "__pycache__" in p.split("/")
     )
     assert bad == [], bad[:20]
-    # Everything the Dockerfiles COPY by name is in the context.
+    # The viewer's npm install and bundle are built inside the image, never sent.
+    assert not [p for p in sent if p.startswith(("tools/viewer/node_modules", "tools/viewer/dist"))]
+    # Everything the Dockerfiles COPY by name is in the context (not what they copy from an
+    # earlier build stage: COPY --from=...).
     for dockerfile in DOCKERFILES:
         text = (repo_root / dockerfile).read_text()
-        for line in re.findall(r"^COPY (.+)$", text, flags=re.M):
+        for line in re.findall(r"^COPY (?!--from=)(.+)$", text, flags=re.M):
             *sources, _dest = [t for t in line.split() if not t.startswith("--")]
             for src in sources:
                 if src != ".":

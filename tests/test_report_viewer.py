@@ -53,6 +53,29 @@ def test_page_without_bundle_says_how_to_build_it(tmp_path: Path) -> None:
     assert models["playcanvas_sog"]["file_type"] == "pcsogszip"
 
 
+def test_prebuilt_bundle_is_used_only_when_built_from_this_lockfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The images ship a bundle built at image build time (a job's checkout has none): used
+    when its lockfile copy matches the checkout's, never a bundle of other package versions."""
+    root = tmp_path / "checkout"
+    (root / "tools/viewer").mkdir(parents=True)
+    (root / "tools/viewer/package-lock.json").write_text('{"lockfileVersion": 3}')
+    prebuilt = tmp_path / "image-bundle"
+    prebuilt.mkdir()
+    (prebuilt / viewer_mod.BUNDLE_NAME).write_text("/* bundle */")
+    (prebuilt / "package-lock.json").write_text('{"lockfileVersion": 3}')
+    assert viewer_mod.find_bundle_dir(root) == root / viewer_mod.BUNDLE_DIR  # no env: own
+    monkeypatch.setenv(viewer_mod.BUNDLE_ENV, str(prebuilt))
+    assert viewer_mod.find_bundle_dir(root) == prebuilt
+    (prebuilt / "package-lock.json").write_text('{"lockfileVersion": 3, "other": 1}')
+    assert viewer_mod.find_bundle_dir(root) == root / viewer_mod.BUNDLE_DIR
+    own = root / viewer_mod.BUNDLE_DIR
+    own.mkdir(parents=True)
+    (own / viewer_mod.BUNDLE_NAME).write_text("/* own */")
+    assert viewer_mod.find_bundle_dir(root) == own  # the checkout's own build always wins
+
+
 def test_model_scripts_hold_the_files_and_load_lazily(tmp_path: Path) -> None:
     root = _project(tmp_path)
     res = build_viewer(tmp_path / "reports", ["s1"], root=root, bundle_dir=tmp_path / "none")

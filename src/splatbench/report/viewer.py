@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,10 @@ VIEWER_DIR = "viewer"
 BUNDLE_NAME = "splatbench-viewer.js"
 #: The built bundle (``make viewer``) and its npm project.
 BUNDLE_DIR = Path("tools/viewer/dist")
+#: A prebuilt bundle (the container images build one), used when the checkout has none: only if
+#: it was built from the same lockfile (its copy of package-lock.json equals the checkout's).
+BUNDLE_ENV = "SPLATBENCH_VIEWER_BUNDLE_DIR"
+LOCKFILE = Path("tools/viewer/package-lock.json")
 MAX_EMBED_MB = 64.0
 #: Spark's file types by extension.
 FILE_TYPES = {".ply": "ply", ".spz": "spz", ".sog": "pcsogszip"}
@@ -153,6 +158,19 @@ def model_script(key: str, file_type: str, data: bytes) -> str:
     )
 
 
+def find_bundle_dir(root: Path) -> Path:
+    """The checkout's ``tools/viewer/dist`` when it holds the bundle, else ``$BUNDLE_ENV``'s
+    prebuilt one when that was built from this checkout's lockfile, else the checkout's (the
+    page then says how to build it)."""
+    own = root / BUNDLE_DIR
+    prebuilt = os.environ.get(BUNDLE_ENV)
+    if (own / BUNDLE_NAME).is_file() or not prebuilt:
+        return own
+    lock, built_from = root / LOCKFILE, Path(prebuilt) / LOCKFILE.name
+    same = lock.is_file() and built_from.is_file() and lock.read_bytes() == built_from.read_bytes()
+    return Path(prebuilt) if same else own
+
+
 def build_viewer(
     out_dir: Path,
     scenes: Sequence[str],
@@ -166,7 +184,7 @@ def build_viewer(
     """
     from splatbench.gaussians.ply import read_ply
 
-    bundle_dir = Path(root) / BUNDLE_DIR if bundle_dir is None else Path(bundle_dir)
+    bundle_dir = find_bundle_dir(Path(root)) if bundle_dir is None else Path(bundle_dir)
     viewer = Path(out_dir) / VIEWER_DIR
     if viewer.exists():
         shutil.rmtree(viewer)  # the directory is the report stage's output: rebuilt whole
