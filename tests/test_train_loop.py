@@ -140,6 +140,15 @@ def test_plateau_respects_min_steps(views):
     assert (result.stop_reason, result.steps) == ("plateau", 20)
 
 
+def test_an_early_stop_that_never_fires_says_so(views):
+    early = TargetConfig(min_steps=10, eval_every=5, target_psnr_db=99.0, val_views=2)
+    result = _train(views, _cfg(max_steps=20), early=early)
+    assert (result.stop_reason, result.steps) == ("max_steps", 20)
+    (warning,) = [w for w in result.warnings if "never fired" in w]
+    assert "early stop (target) never fired" in warning and "target_psnr_db=99.0" in warning
+    assert "train.max_steps=20" in warning and "4 validations" in warning
+
+
 def test_target_early_stop(views):
     early = TargetConfig(min_steps=10, eval_every=5, target_psnr_db=1.0, val_views=3)
     result = _train(views, _cfg(max_steps=100), early=early)

@@ -63,6 +63,34 @@ class EarlyStopper:
                 self.stop_reason = "target"
         return self.stop_reason is not None
 
+    def never_fired_warning(self, max_steps: int) -> str | None:
+        """Why an enabled rule let training run to ``max_steps`` (None when it fired or is off):
+        the run paid for its validations and saved nothing, which a sweep must not hide."""
+        cfg = self.cfg
+        if not self.enabled or self.stop_reason is not None:
+            return None
+        best = (
+            f"best validation PSNR {self.best_psnr:.2f} dB at step {self.best_step}"
+            if self.best_psnr is not None
+            else "no validation ran"
+        )
+        if isinstance(cfg, PlateauConfig):
+            why = (
+                f"validation PSNR kept improving by more than early_stop.min_delta_db="
+                f"{cfg.min_delta_db} within early_stop.patience={cfg.patience} evaluations"
+            )
+            fix = "raise min_delta_db or lower patience if the gains are too small to matter"
+        elif isinstance(cfg, TargetConfig):
+            why = f"validation PSNR stayed below early_stop.target_psnr_db={cfg.target_psnr_db}"
+            fix = "lower target_psnr_db to a value this scene reaches"
+        else:
+            return None
+        return (
+            f"early stop ({cfg.name}) never fired: {why}, so training ran to train.max_steps="
+            f"{max_steps} ({best}; {len(self.history)} validations cost time and saved none); "
+            f"{fix}, or use early_stop=off"
+        )
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "best_psnr": self.best_psnr,

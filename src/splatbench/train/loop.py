@@ -579,6 +579,10 @@ def train(
         num_final=len(params["means"]), stopped_early=stop_reason != "max_steps",
         max_gaussians=cfg.max_gaussians,
     )  # fmt: skip
+    idle_rule = stopper.never_fired_warning(cfg.max_steps)
+    if idle_rule:
+        warnings.append(idle_rule)
+        summary["warnings"] = list(warnings)
     return TrainResult(
         splats=params,
         steps=steps_done,
