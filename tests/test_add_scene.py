@@ -46,6 +46,8 @@ def project(tmp_path: Path, repo_root: Path) -> Path:
     shutil.copy2(repo_root / "params.yaml", root / "params.yaml")
     for cmd in (["git", "init", "-q"], [str(Path(sys.executable).with_name("dvc")), "init", "-q"]):
         subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    # the project's DVC config: Hydra composition on, as `dvc exp run -S` will compose
+    shutil.copy2(repo_root / ".dvc/config", root / ".dvc/config")
     return root
 
 

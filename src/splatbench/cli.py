@@ -7,7 +7,6 @@ Heavy libraries (pycolmap, torch) are imported inside the commands that need the
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 from importlib import metadata
@@ -18,7 +17,7 @@ import typer
 
 from splatbench import __version__
 from splatbench.bench.compress_cli import compress_command
-from splatbench.cli_support import report_error
+from splatbench.cli_support import exit_with_error
 from splatbench.errors import SplatbenchError
 
 app = typer.Typer(
@@ -28,13 +27,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _fail(err: SplatbenchError) -> None:
-    if os.environ.get("SPLATBENCH_DEBUG"):
-        raise err
-    report_error(err)
-    raise typer.Exit(code=2)
 
 
 @app.command("make-scene")
@@ -59,9 +51,9 @@ def make_scene(
         )
         path = write_scene_archive(cfg, out)
     except SplatbenchError as err:
-        _fail(err)
+        exit_with_error(err)
     except ValueError as err:
-        _fail(SplatbenchError(str(err), fix="see `splatbench make-scene --help`"))
+        exit_with_error(SplatbenchError(str(err), fix="see `splatbench make-scene --help`"))
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {views} views)")
 
 
@@ -100,7 +92,7 @@ def sfm(
             progress=sys.stderr.isatty(),
         )
     except SplatbenchError as err:
-        _fail(err)
+        exit_with_error(err)
     if metrics:
         atomic_write_json(metrics, result)
         typer.echo(f"wrote {metrics}")
@@ -130,12 +122,14 @@ def add_scene_command(
 
     from splatbench.add_scene import add_scene
     from splatbench.benchmark import protocol_note
+    from splatbench.cloud.contract import compose_params
+    from splatbench.fsutil import atomic_write_text
 
     repo = repo.resolve()
     try:
         added = add_scene(repo, source, name, benchmark, downscale=downscale)
     except SplatbenchError as err:
-        _fail(err)
+        exit_with_error(err)
     what = "created" if added.created else ("extended" if added.changed else "unchanged:")
     typer.echo(f"{what} {added.config.relative_to(repo)}: scene {added.name} <- {added.source} "
                f"(image_dir {added.image_dir}, downscale {added.downscale})")  # fmt: skip
@@ -146,20 +140,17 @@ def add_scene_command(
         )
     params = repo / "params.yaml"
     current = yaml.safe_load(params.read_text()) if params.is_file() else {}
-    if (current.get("benchmark") or {}).get("name") == added.benchmark:
-        sys.path.insert(0, str(repo / "scripts"))
-        from compose_params import compose
-
-        compose(params, [f"benchmark={added.benchmark}"], root=repo)
+    selected = (current.get("benchmark") or {}).get("name") == added.benchmark
+    try:
+        text = compose_params(repo, [f"benchmark={added.benchmark}"])
+    except SplatbenchError as err:
+        exit_with_error(err)
+    if selected:
+        atomic_write_text(params, text)
         typer.echo("re-composed params.yaml; next: dvc repro")
-        composed = yaml.safe_load(params.read_text())
     else:
         typer.echo(f"next: dvc exp run -S benchmark={added.benchmark}")
-        composed = {"benchmark": {"name": added.benchmark}, "train": {}}
-        if not (repo / "conf/train" / f"{added.benchmark}.yaml").is_file():
-            composed["train"] = {"protocol": "default", "max_steps": 30000}
-        else:
-            composed["train"] = {"protocol": added.benchmark}
+    composed = yaml.safe_load(text)
     note = protocol_note(composed)
     if note:
         typer.echo(f"note: {note}", err=True)

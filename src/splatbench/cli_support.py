@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -21,6 +22,17 @@ def report_error(err: SplatbenchError) -> None:
     _stderr.print(f"[bold red]error:[/] {escape(err.message)}", markup=True, soft_wrap=True)
     if err.fix:
         _stderr.print(f"[bold]fix:[/] {escape(err.fix)}", markup=True, soft_wrap=True)
+
+
+def exit_with_error(err: SplatbenchError) -> NoReturn:
+    """End a CLI command on a user error: ``error:``/``fix:`` and exit code 2 (the traceback
+    instead with ``SPLATBENCH_DEBUG=1``)."""
+    import typer
+
+    if os.environ.get("SPLATBENCH_DEBUG"):
+        raise err
+    report_error(err)
+    raise typer.Exit(code=2)
 
 
 def run_stage(main: Callable[[], None]) -> None:

@@ -25,7 +25,7 @@ def hardware_command(
     hardware makes `dvc repro` re-run them there; on the same machine the file is left
     byte-identical and nothing re-runs. `make demo` and the container entrypoint run it.
     """
-    from splatbench.cli import _fail
+    from splatbench.cli_support import exit_with_error
     from splatbench.errors import SplatbenchError
     from splatbench.hardware import detect, read_hardware, write_hardware
 
@@ -40,6 +40,6 @@ def hardware_command(
             return
         hw, changed = write_hardware(file)
     except SplatbenchError as err:
-        _fail(err)
+        exit_with_error(err)
     state = "updated: dvc repro re-runs train and evaluate" if changed else "unchanged"
     typer.echo(f"{file}: auto -> {hw.auto_backend} on {hw.device} ({state})")

@@ -45,7 +45,8 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _get(doc: Mapping[str, Any], *path: str) -> Any:
+def lookup(doc: Mapping[str, Any], *path: str) -> Any:
+    """``doc[path[0]][path[1]]...``, or None where a key is missing or a level is no mapping."""
     node: Any = doc
     for key in path:
         if not isinstance(node, Mapping):
@@ -84,7 +85,7 @@ def export_headline(details: Mapping[str, Any]) -> dict[str, Any]:
     """``sog_megabytes`` and ``spz_megabytes``; null for a format left out of export.formats."""
     formats = details.get("formats") if isinstance(details.get("formats"), Mapping) else {}
     return {
-        f"{stem}_megabytes": _float(_get(formats, name, "megabytes"), 6)
+        f"{stem}_megabytes": _float(lookup(formats, name, "megabytes"), 6)
         for name, stem in EXPORT_FORMATS.items()
     }
 
@@ -94,7 +95,7 @@ def eval_headline(details: Mapping[str, Any]) -> dict[str, Any]:
     not computed; a model that was not evaluated has all three null)."""
     models = details.get("models") if isinstance(details.get("models"), Mapping) else {}
     return {
-        model: {key: _float(_get(models, model, key)) for key in QUALITY_KEYS}
+        model: {key: _float(lookup(models, model, key)) for key in QUALITY_KEYS}
         for model in HEADLINE_MODELS
     }
 

@@ -20,23 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from splatbench.cli_support import exit_with_error
 from splatbench.errors import SplatbenchError
-
-
-def _fail(err: SplatbenchError) -> None:
-    from splatbench.cli_support import report_error
-
-    if os.environ.get("SPLATBENCH_DEBUG"):
-        raise err
-    report_error(err)
-    raise typer.Exit(code=2)
 
 
 def ingest_command(
@@ -143,7 +134,7 @@ def ingest_command(
             as_json=as_json,
         )
     except SplatbenchError as err:
-        _fail(err)
+        exit_with_error(err)
 
 
 def _require(value: str | Path | None, option: str, env: str | None = None) -> None:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand
 
+from splatbench.cli_support import exit_with_error
 from splatbench.errors import SplatbenchError
 
 
@@ -78,15 +79,6 @@ def _console() -> Any:
     return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 
-def _fail(err: SplatbenchError) -> None:
-    from splatbench.cli_support import report_error
-
-    if os.environ.get("SPLATBENCH_DEBUG"):
-        raise err
-    report_error(err)
-    raise typer.Exit(code=2)
-
-
 def _user_errors(fn: F) -> F:
     """Report :class:`SplatbenchError` as ``error:``/``fix:`` with exit code 2."""
     import functools
@@ -96,7 +88,7 @@ def _user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SplatbenchError as err:
-            _fail(err)
+            exit_with_error(err)
         except KeyboardInterrupt:
             raise typer.Exit(code=130) from None
 

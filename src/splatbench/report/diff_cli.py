@@ -12,7 +12,6 @@ Exit codes: 0 no regression (or not asked to fail), 1 a regression with ``--fail
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +20,6 @@ import typer
 from splatbench.errors import SplatbenchError
 
 EXIT_REGRESSION = 1
-EXIT_USER_ERROR = 2
 
 
 def _thresholds(params_file: Path):
@@ -63,7 +61,7 @@ def diff_command(
     reason) and the verdict, then training warnings; every metric is folded below. Regressions
     are judged on test-view quality, size and training time (report.regression).
     """
-    from splatbench.cli_support import report_error
+    from splatbench.cli_support import exit_with_error
     from splatbench.report.diff import (
         changed_scenes,
         classify,
@@ -77,10 +75,7 @@ def diff_command(
         rules = _thresholds(params if params is not None else repo / "params.yaml")
         result = dvc_metrics_diff(repo, rev)
     except SplatbenchError as err:
-        if os.environ.get("SPLATBENCH_DEBUG"):
-            raise
-        report_error(err)
-        raise typer.Exit(code=EXIT_USER_ERROR) from None
+        exit_with_error(err)
     changes = classify(result.get("diff") or {}, rules)
     for rev_name, errors in (result.get("errors") or {}).items():
         for path, err in errors.items() if isinstance(errors, dict) else []:

@@ -44,7 +44,8 @@ def _first(doc: Mapping[str, Any] | None, *keys: str) -> Any:
     return None
 
 
-def _num(value: Any) -> float:
+def as_float(value: Any) -> float:
+    """A metric value as float; NaN for anything that is not a number (None, text, bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
     return float(value)
@@ -63,9 +64,9 @@ def scene_rows(sm: SceneMetrics) -> list[dict[str, Any]]:
         )
     common = {
         "sfm_registered": registered,
-        "sfm_reprojection_px": _num((sfm or {}).get("mean_reprojection_error_px")),
-        "train_seconds": _num(stage_seconds(train)),
-        "train_steps": _num((train or {}).get("steps")),
+        "sfm_reprojection_px": as_float((sfm or {}).get("mean_reprojection_error_px")),
+        "train_seconds": as_float(stage_seconds(train)),
+        "train_steps": as_float((train or {}).get("steps")),
         "stop_reason": (train or {}).get("stop_reason"),
         "train_warnings": len((train or {}).get("warnings") or []) if train else None,
         "convention": sm.get("evaluate", "convention", "name"),
@@ -82,20 +83,20 @@ def scene_rows(sm: SceneMetrics) -> list[dict[str, Any]]:
         own = train if model == "trained" else compress if model == "compressed" else None
         if model in exports:
             own = {"bytes": exports[model].get("bytes"), **exports[model]}
-        size_mb = _num(entry.get("storage_mb"))
+        size_mb = as_float(entry.get("storage_mb"))
         if math.isnan(size_mb) and own:
             # train.json records no size; compress.json calls its total ``bytes``.
             size_bytes = _first(own, "storage_bytes", "bytes") if model != "trained" else None
-            size_mb = _num(size_bytes) / 1e6 if size_bytes is not None else math.nan
+            size_mb = as_float(size_bytes) / 1e6 if size_bytes is not None else math.nan
         rows.append({
             "scene": sm.scene,
             "model": model,
-            "psnr": _num(entry.get("psnr")),
-            "ssim": _num(entry.get("ssim")),
-            "lpips": _num(entry.get("lpips")),
-            "num_gaussians": _num(entry.get("num_gaussians", _first(own, "num_gaussians"))),
+            "psnr": as_float(entry.get("psnr")),
+            "ssim": as_float(entry.get("ssim")),
+            "lpips": as_float(entry.get("lpips")),
+            "num_gaussians": as_float(entry.get("num_gaussians", _first(own, "num_gaussians"))),
             "size_mb": size_mb,
-            "render_fps": _num((entry.get("render") or {}).get("images_per_second")),
+            "render_fps": as_float((entry.get("render") or {}).get("images_per_second")),
             **common,
         })  # fmt: skip
     return rows

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from splatbench.cli_support import exit_with_error
 from splatbench.errors import SplatbenchError
 
 sweep_app = typer.Typer(
@@ -23,15 +23,6 @@ SetOpt = Annotated[
         "-S", "--set-param", help="Extra override for every point, e.g. train.max_steps=600."
     ),
 ]
-
-
-def _fail(err: SplatbenchError) -> None:
-    from splatbench.cli_support import report_error
-
-    if os.environ.get("SPLATBENCH_DEBUG"):
-        raise err
-    report_error(err)
-    raise typer.Exit(code=2)
 
 
 def _matches(root: Path, name: str, extra: list[str]):
@@ -71,7 +62,7 @@ def list_command(repo: RepoOpt = Path(".")) -> None:
             axes = " x ".join(f"{a.key}[{len(a.values)}]" for a in grid.axes)
             typer.echo(f"{grid.name:<12} {grid.size:>3} points  {axes}\n  {grid.description}")
     except SplatbenchError as err:
-        _fail(err)
+        exit_with_error(err)
 
 
 @sweep_app.command("run")
@@ -95,7 +86,8 @@ def run_command(
     from splatbench.sweep.queue import queue_points, start_workers, to_queue, wait
 
     if jobs < 1:
-        _fail(SplatbenchError(f"-j {jobs}: need at least one worker", fix="use -j 1 or more"))
+        err = SplatbenchError(f"-j {jobs}: need at least one worker", fix="use -j 1 or more")
+        exit_with_error(err)
     repo = repo.resolve()
     try:
         grid, extra, matches = _matches(repo, name, list(set_param or []))
@@ -123,7 +115,7 @@ def run_command(
         grid, extra, matches = _matches(repo, name, list(set_param or []))
         _report(repo, grid, matches, extra)
     except SplatbenchError as err:
-        _fail(err)
+        exit_with_error(err)
 
 
 @sweep_app.command("report")
@@ -140,4 +132,4 @@ def report_command(
         grid, extra, matches = _matches(repo, name, list(set_param or []))
         _report(repo, grid, matches, extra)
     except SplatbenchError as err:
-        _fail(err)
+        exit_with_error(err)

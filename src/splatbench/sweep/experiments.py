@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,24 +123,19 @@ def params_key(params: Mapping[str, Any]) -> str:
 
 
 def compose_point(root: Path, point: SweepPoint) -> dict[str, Any]:
-    """params.yaml for ``point`` as ``dvc exp run -S ...`` composes it (DVC's Hydra helper)."""
-    from dvc.utils.hydra import compose_and_dump
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    """params.yaml for ``point`` as ``dvc exp run -S ...`` composes it (the same composition
+    remote jobs use: :func:`splatbench.cloud.contract.compose_params`)."""
+    from splatbench.cloud.contract import compose_params
 
-    with tempfile.TemporaryDirectory(prefix="splatbench-sweep-") as tmp:
-        out = Path(tmp) / PARAMS_FILE
-        try:
-            compose_and_dump(
-                out, str(root / "conf"), None, "config", str(root), list(point.overrides)
-            )
-        except (HydraException, OmegaConfBaseException) as exc:
-            raise ConfigError(
-                f"sweep point {point.index} ({' '.join(point.overrides)}) does not compose: "
-                f"{str(exc).splitlines()[0]}",
-                fix="check the grid's keys and values against conf/ (and any -S you added)",
-            ) from exc
-        return yaml.safe_load(out.read_text(encoding="utf-8"))
+    try:
+        text = compose_params(root, list(point.overrides))
+    except ConfigError as exc:
+        raise ConfigError(
+            f"sweep point {point.index} ({' '.join(point.overrides)}) does not compose: "
+            f"{exc.message}",
+            fix="check the grid's keys and values against conf/ (and any -S you added)",
+        ) from exc
+    return yaml.safe_load(text)
 
 
 @dataclass(frozen=True)

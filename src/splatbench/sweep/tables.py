@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from splatbench.report.tables import as_float
+from splatbench.stage_metrics import lookup
 from splatbench.sweep.experiments import PointMatch
 from splatbench.sweep.grid import SweepGrid
 
@@ -48,20 +50,6 @@ UNAVAILABLE = (
 DetailsReader = Callable[[str, str], Mapping[str, Any] | None]
 
 
-def _dig(data: Any, path: Sequence[str]) -> Any:
-    for key in path:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return float("nan")
-    return float(value)
-
-
 def scenes_of(params: Mapping[str, Any]) -> list[str]:
     """The benchmark scenes a point ran on."""
     return [str(s) for s in (params.get("benchmark") or {}).get("scenes") or []]
@@ -85,7 +73,7 @@ def scene_frame(
             row.update(scene=scene, experiment=exp.name or exp.rev[:7], rev=exp.rev)
             files = {f: exp.metrics.get(f"metrics/{scene}/{f}.json") or {} for f in _FILES}
             for name, metric in METRICS.items():
-                row[name] = _number(_dig(files[metric.file], metric.path))
+                row[name] = as_float(lookup(files[metric.file], *metric.path))
             row["stop_reason"] = str(files["train"].get("stop_reason") or "")
             doc = details(exp.rev, scene) if details is not None else None
             if doc is None and details is not None:
